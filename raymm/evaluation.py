@@ -1,0 +1,75 @@
+"""Full-ranking evaluation: every evaluated user is scored against ALL items, training positives
+masked out; per-user metrics are summed so that shards evaluated on different workers can be
+reduced (sum of sums, sum of counts) into exact averages."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from raymm.graph import EvalSplit, TrainGraph
+from raymm.metrics import METRICS
+
+
+def metric_names(ks: list[int]) -> list[str]:
+    return [f"{name}@{k}" for name in METRICS for k in ks]
+
+
+@torch.no_grad()
+def topk_items(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray, graph: TrainGraph, k: int,
+               batch_size: int = 1024) -> torch.Tensor:
+    """(len(users), k) item ids of the top-k scores <e_u, e_i>, training items excluded."""
+    indptr, train_items = graph.user_items()
+    out = []
+    k = min(k, item_emb.shape[0])
+    for start in range(0, len(users), batch_size):
+        chunk = users[start:start + batch_size]
+        scores = user_emb[torch.from_numpy(chunk).to(user_emb.device)] @ item_emb.T  # (b, I)
+        counts = indptr[chunk + 1] - indptr[chunk]
+        rows = np.repeat(np.arange(len(chunk)), counts)
+        cols = np.concatenate([train_items[indptr[u]:indptr[u + 1]] for u in chunk]) if counts.sum() else \
+            np.zeros(0, np.int64)
+        scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = -torch.inf
+        out.append(torch.topk(scores, k, dim=1).indices)
+    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=user_emb.device)
+
+
+@torch.no_grad()
+def metric_sums(user_emb: torch.Tensor, item_emb: torch.Tensor, split: EvalSplit, graph: TrainGraph,
+                ks: list[int], batch_size: int = 1024) -> torch.Tensor:
+    """Per-metric sums over the split's users, in :func:`metric_names` order, then the user count.
+
+    Users are processed ``batch_size`` at a time; memory is O(batch_size x num_items).
+
+    Returns:
+        (len(metric_names(ks)) + 1,) float64 tensor on the embeddings' device.
+    """
+    kmax = max(ks)
+    device = user_emb.device
+    sums = torch.zeros(len(METRICS) * len(ks) + 1, dtype=torch.float64, device=device)
+    num_items = item_emb.shape[0]
+    num_rel_all = np.diff(split.indptr)
+    eval_keys = torch.from_numpy(np.repeat(split.users, num_rel_all) * num_items + split.items).to(device)  # sorted
+    for start in range(0, len(split.users), batch_size):
+        users = split.users[start:start + batch_size]
+        top = topk_items(user_emb, item_emb, users, graph, kmax, batch_size)  # (b, <=kmax)
+        keys = torch.from_numpy(users).to(device).unsqueeze(1) * num_items + top
+        pos = torch.searchsorted(eval_keys, keys).clamp(max=len(eval_keys) - 1)
+        hits = eval_keys[pos] == keys
+        if hits.shape[1] < kmax:  # fewer items than kmax
+            hits = torch.cat([hits, hits.new_zeros(len(users), kmax - hits.shape[1])], 1)
+        num_rel = torch.from_numpy(num_rel_all[start:start + batch_size]).to(device)
+        i = 0
+        for fn in METRICS.values():
+            for k in ks:
+                sums[i] += fn(hits, num_rel, k).double().sum()
+                i += 1
+        sums[-1] += len(users)
+    return sums
+
+
+def finalize(sums: torch.Tensor, ks: list[int]) -> dict[str, float]:
+    """Averages from (possibly all-reduced) :func:`metric_sums`."""
+    count = float(sums[-1])
+    names = metric_names(ks)
+    return {name: (float(sums[i]) / count if count else 0.0) for i, name in enumerate(names)}

@@ -1,0 +1,60 @@
+"""Graph propagation as plain torch ops (runs on any device)."""
+
+from __future__ import annotations
+
+import torch
+
+from raymm.sampling import Block
+
+
+def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
+    """One weighted-sum layer on a sampled block.
+
+    ``h_dst[i] = sum_{(j -> i) in block} w_ij * h_src[j]``.
+
+    Args:
+        h_src: (n_src, d) embeddings of the block's source nodes.
+        block: the sampled layer.
+
+    Returns:
+        (num_dst, d) embeddings of its destination nodes.
+    """
+    out = torch.zeros(block.num_dst, h_src.shape[1], dtype=h_src.dtype, device=h_src.device)
+    return out.index_add_(0, block.edge_dst, h_src[block.edge_src] * block.edge_weight.unsqueeze(1))
+
+
+def mean_of_layers_sampled(h0: torch.Tensor, blocks: list[Block], num_seeds: int) -> torch.Tensor:
+    """LightGCN layer combination on sampled blocks: mean of layers 0..L at the seeds.
+
+    Args:
+        h0: (n_in, d) layer-0 embeddings of ``blocks[0].src_nid`` (or of the seeds when L = 0).
+        blocks: L blocks, input first; the seeds are a prefix of every block's nodes.
+        num_seeds: number of seed nodes.
+
+    Returns:
+        (num_seeds, d).
+    """
+    h = h0
+    total = h0[:num_seeds]
+    for block in blocks:
+        h = propagate_block(h, block)
+        total = total + h[:num_seeds]
+    return total / (len(blocks) + 1)
+
+
+def mean_of_layers_full(h0: torch.Tensor, adj: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """LightGCN layer combination on the full graph: ``mean_l A^l h0`` for l = 0..L.
+
+    Args:
+        h0: (N, d) layer-0 embeddings of all nodes.
+        adj: (N, N) sparse normalised adjacency.
+
+    Returns:
+        (N, d).
+    """
+    h = h0
+    total = h0
+    for _ in range(num_layers):
+        h = torch.sparse.mm(adj, h)
+        total = total + h
+    return total / (num_layers + 1)

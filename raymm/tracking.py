@@ -1,0 +1,144 @@
+"""MLflow tracking: one run per job, found again by its run name when the job is relaunched.
+
+Default store: ``sqlite:///<output.dir>/mlflow.db`` with artifacts under ``<output.dir>/mlartifacts``
+(MLflow 3 refuses the old ``./mlruns`` file store as a backend). Any tracking URI works by config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from raymm.config import Config, flatten
+
+RUN_NAME_TAG = "raymm.run_name"
+
+
+def tracking_uri(cfg: Config) -> str:
+    if cfg.mlflow.tracking_uri:
+        return cfg.mlflow.tracking_uri
+    return f"sqlite:///{Path(cfg.output.dir).resolve() / 'mlflow.db'}"
+
+
+def ui_command(uri: str) -> str:
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow no '@': ``val_recall@20`` -> ``val_recall_at_20``."""
+    return name.replace("@", "_at_")
+
+
+@dataclass
+class EpochLogger:
+    """Picklable per-epoch metric logger, called by the rank-0 worker (``step`` = epoch)."""
+
+    tracking_uri: str
+    run_id: str
+
+    def __call__(self, metrics: dict, step: int) -> None:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        now = int(time.time() * 1000)
+        rows = [Metric(metric_key(k), float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))]
+        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=rows)
+
+
+class Tracker:
+    """The MLflow run of one job."""
+
+    def __init__(self, cfg: Config, run_name: str):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri(cfg)
+        self.client = MlflowClient(self.uri)
+        try:
+            exp = self.client.get_experiment_by_name(cfg.mlflow.experiment)
+        except Exception as e:  # noqa: BLE001 - any failure here means the store is unusable
+            raise ConnectionError(f"MLflow tracking store {self.uri} is unreachable or unusable: {e}") from None
+        if exp is None:
+            artifacts = None
+            if self.uri.startswith("sqlite:///"):
+                artifacts = (Path(self.uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+            exp_id = self.client.create_experiment(cfg.mlflow.experiment, artifact_location=artifacts)
+        else:
+            exp_id = exp.experiment_id
+        previous = self.client.search_runs([exp_id], f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
+                                           order_by=["attributes.start_time DESC"], max_results=1)
+        if previous and previous[0].info.status != "FINISHED":
+            self.run_id = previous[0].info.run_id  # a relaunch of an interrupted job continues its run
+            self.client.update_run(self.run_id, status="RUNNING")
+            self.resumed = True
+        else:
+            run = self.client.create_run(exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name})
+            self.run_id = run.info.run_id
+            self.resumed = False
+            for key, value in flatten(cfg).items():
+                self.client.log_param(self.run_id, key, json.dumps(value) if isinstance(value, (list, dict)) else value)
+        self._mlflow = mlflow
+
+    def epoch_logger(self) -> EpochLogger:
+        return EpochLogger(self.uri, self.run_id)
+
+    def log_metrics(self, metrics: dict[str, float], prefix: str = "") -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(metric_key(prefix + k), float(v), now, 0)
+                                                    for k, v in metrics.items()])
+
+    def log_artifact(self, path: str | Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
+
+    def log_model(self, model, name: str = "model") -> str:
+        """Log a torch module (pickle format: torch 2.2 has no pt2 export here); return its URI."""
+        import mlflow.pytorch
+        import torch
+
+        self._mlflow.set_tracking_uri(self.uri)
+        with self._mlflow.start_run(run_id=self.run_id):
+            info = mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "raymm"])
+        return info.model_uri
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def learning_curve_png(history: list[dict], path: str | Path, selector: str) -> Path:
+    """Train loss and validation metrics per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] + 1 for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    ax1.set(xlabel="epoch", ylabel="train loss (BPR + reg)", title="training loss")
+    k = selector.split("@")[1]
+    for key in (f"val_recall@{k}", f"val_ndcg@{k}"):
+        pts = [(h["epoch"] + 1, h[key]) for h in history if key in h]
+        if pts:
+            ax2.plot(*zip(*pts), marker="o", label=key)
+    ax2.set(xlabel="epoch", ylabel="metric", title="validation")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_json(obj, path: str | Path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path

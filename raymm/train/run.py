@@ -1,0 +1,83 @@
+"""Driver side of a training run: build the shared graph, stream the training interactions with
+Ray Data into a :class:`~ray.train.torch.TorchTrainer`, and collect the best model.
+
+Relaunching with the same ``run_name`` and ``storage_path`` resumes from the latest checkpoint
+(Ray Train V2 restores a run from ``storage_path/run_name``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import ray
+import ray.data
+import ray.train
+from ray.data.expressions import col
+from ray.train.torch import TorchTrainer
+
+from raymm.config import Config
+from raymm.data.store import Dataset
+from raymm.graph import EvalSplit, TrainGraph
+from raymm.train.state import TrainState, load_checkpoint
+from raymm.train.worker import SharedData, train_loop_per_worker
+
+
+@dataclass
+class TrainOutcome:
+    state: TrainState  # history, best epoch, best validation and test metrics
+    best_model: dict  # {"hparams", "state_dict", "epoch"}
+    checkpoint_path: str
+    graph: TrainGraph
+
+
+def run_name_for(cfg: Config) -> str:
+    """Explicit ``output.run_name``, else the model name plus a hash of the config (so the same
+    config relaunched resumes, and a different one starts afresh)."""
+    if cfg.output.run_name:
+        return cfg.output.run_name
+    digest = hashlib.sha1(json.dumps(cfg.model_dump(), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg.model.name}-{digest}"
+
+
+def build_shared(dataset: Dataset) -> SharedData:
+    splits = dataset.read_interactions()
+    graph = TrainGraph.from_interactions(*splits["train"], dataset.num_users, dataset.num_items)
+    test = EvalSplit.from_interactions(*splits["test"]) if len(splits["test"][0]) else None
+    return SharedData(graph, EvalSplit.from_interactions(*splits["val"]), test)
+
+
+def train_interactions(dataset: Dataset) -> ray.data.Dataset:
+    """The TRAIN rows, streamed from the Parquet shards (user_id, item_id)."""
+    ds = ray.data.read_parquet(dataset.interaction_paths(), filesystem=dataset.fs,
+                               columns=["user_id", "item_id", "split"])
+    return ds.filter(expr=col("split") == "train").select_columns(["user_id", "item_id"]).randomize_block_order()
+
+
+def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str,
+                 log_fn: Callable[[dict, int], None] | None = None, shared: SharedData | None = None) -> TrainOutcome:
+    shared = shared or build_shared(dataset)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.model_dump(), "shared": ray.put(shared), "log_fn": log_fn},
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                               resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=storage_path,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures)),
+        datasets={"train": train_interactions(dataset)},
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training run {run_name} produced no checkpoint")
+    with result.checkpoint.as_directory() as d:
+        state, _, _, best_model = load_checkpoint(d)
+    return TrainOutcome(state, best_model, result.checkpoint.path, shared.graph)
+
+
+def storage_path_for(cfg: Config) -> str:
+    return os.path.join(os.path.abspath(cfg.output.dir), "ray_results")
