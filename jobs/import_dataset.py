@@ -1,0 +1,34 @@
+"""Import a dataset into raymm's canonical layout (validated; written atomically).
+
+    python jobs/import_dataset.py ../shared/data/tiktok datasets/tiktok
+    python jobs/import_dataset.py --layout mmrec ../shared/data/tiktok datasets/tiktok-mmrec
+    python jobs/import_dataset.py interactions.parquet datasets/mine --feature image=img.npy
+
+Layouts: promptmm (train.json, val.json [, test.json], *_feat.npy), mmrec (*.inter + *_feat.npy),
+parquet (user_id, item_id, split [, timestamp, weight]); auto-detected by default.
+"""
+
+import argparse
+import logging
+
+from raymm.data.importers import import_any
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("src", help="source directory (or .parquet file)")
+parser.add_argument("dest", help="destination directory or URI (must not exist unless --overwrite)")
+parser.add_argument("--layout", default="auto", choices=["auto", "promptmm", "mmrec", "parquet"])
+parser.add_argument("--num-items", type=int, default=None, help="item count when no feature file fixes it")
+parser.add_argument("--unknown-eval-users", default="drop", choices=["drop", "error"],
+                    help="val/test rows of users with no training interaction: drop (logged) or error")
+parser.add_argument("--feature", action="append", default=[], metavar="NAME=PATH.npy",
+                    help="feature file for the parquet layout (repeatable)")
+parser.add_argument("--overwrite", action="store_true")
+args = parser.parse_args()
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+kwargs = {"num_items": args.num_items, "unknown_eval_users": args.unknown_eval_users, "overwrite": args.overwrite}
+if args.feature:
+    kwargs["feature_files"] = dict(item.split("=", 1) for item in args.feature)
+manifest = import_any(args.src, args.dest, layout=args.layout, **kwargs)
+print(f"[raymm] imported {args.src} -> {args.dest}: {manifest.num_users} users, {manifest.num_items} items, "
+      f"splits {manifest.split_counts}, modalities { {k: v.dim for k, v in manifest.modalities.items()} }")

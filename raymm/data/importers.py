@@ -1,0 +1,215 @@
+"""Importers from the layouts used by public multimodal recommendation code into the canonical
+layout (:mod:`raymm.data.schema`).
+
+- PromptMM / LATTICE / MMSSL: ``train.json``, ``val.json`` [, ``test.json``] mapping a user id
+  (string) to a list of item ids, plus any number of ``<name>_feat.npy`` (row = item id).
+- MMRec: ``<name>.inter`` (tab-separated, ``userID``, ``itemID``, ``x_label`` 0/1/2 = train/val/test)
+  plus ``<name>_feat.npy``.
+- A Parquet file or pandas DataFrame with ``user_id``, ``item_id``, ``split`` [, ``timestamp``,
+  ``weight``], plus a dict of feature matrices.
+
+Policies (logged with counts, never silent):
+- ``unknown_eval_users="drop"`` (default): validation/test rows of users with no training
+  interaction are dropped (ID-only models cannot score them); ``"error"`` refuses them.
+- float16 features are cast to float32 (sums overflow in float16).
+- ``.npy`` files are loaded with ``allow_pickle=False``: object arrays are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raymm.data.schema import SPLITS, DataValidationError, Manifest
+from raymm.data.store import write_dataset
+
+log = logging.getLogger(__name__)
+
+FEATURE_SUFFIX = "_feat.npy"
+
+
+def load_npy_features(path: str | Path) -> np.ndarray:
+    """A 2-d float feature matrix from ``.npy`` (no pickles), cast to float32."""
+    path = str(path)
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise DataValidationError(path, f"cannot load without unpickling ({e}); save the features as a plain "
+                                  "numeric array: np.save(path, np.asarray(x, dtype=np.float32))") from None
+    if x.ndim != 2:
+        raise DataValidationError(path, f"features must be 2-d (items x dim), got shape {x.shape}", column="feature")
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        raise DataValidationError(path, f"features must be numeric, got dtype {x.dtype}", column="feature")
+    return x.astype(np.float32)
+
+
+def find_features(directory: str | Path) -> dict[str, Path]:
+    """``<name>_feat.npy`` files in ``directory``, by modality name."""
+    return {p.name[: -len(FEATURE_SUFFIX)]: p for p in sorted(Path(directory).glob(f"*{FEATURE_SUFFIX}"))}
+
+
+def _read_user_item_json(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """(user ids, item ids, largest user id listed) of a ``{"user": [items]}`` file."""
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataValidationError(str(path), f"not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        raise DataValidationError(str(path), "top level must be an object mapping user id -> list of item ids")
+    users, items, max_user = [], [], -1
+    for row, (key, value) in enumerate(raw.items()):
+        try:
+            user = int(key)
+        except ValueError:
+            raise DataValidationError(str(path), f"user id {key!r} is not an integer", column="user_id", row=row,
+                                      sample={key: value}) from None
+        if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+            raise DataValidationError(str(path), "item ids must be a list of integers", column="item_id", row=row,
+                                      sample={key: value if not isinstance(value, list) else value[:5]})
+        max_user = max(max_user, user)
+        users.extend([user] * len(value))
+        items.extend(value)
+    return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64), max_user
+
+
+def _drop_unknown_eval_users(frame: pd.DataFrame, policy: str, source: str) -> pd.DataFrame:
+    train_users = set(frame.loc[frame["split"] == "train", "user_id"].unique().tolist())
+    unknown = (frame["split"] != "train") & ~frame["user_id"].isin(train_users)
+    if unknown.any():
+        if policy == "error":
+            row = frame[unknown].iloc[0].to_dict()
+            raise DataValidationError(source, f"{int(unknown.sum())} val/test interaction(s) of users with no "
+                                      "training interaction", column="user_id", row=int(np.flatnonzero(unknown)[0]),
+                                      sample=row)
+        log.warning("%s: dropped %d val/test interaction(s) of %d user(s) with no training interaction "
+                    "(policy unknown_eval_users=drop)", source, int(unknown.sum()),
+                    frame.loc[unknown, "user_id"].nunique())
+        print(f"[raymm] {source}: dropped {int(unknown.sum())} val/test interaction(s) of users with no training "
+              "interaction (policy unknown_eval_users=drop)", flush=True)
+        frame = frame[~unknown]
+    return frame
+
+
+def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray] | None = None,
+                 num_users: int | None = None, num_items: int | None = None, unknown_eval_users: str = "drop",
+                 source: str = "<dataframe>", overwrite: bool = False) -> Manifest:
+    """Write an interaction DataFrame (``user_id``, ``item_id``, ``split`` [...]) plus features."""
+    if unknown_eval_users not in ("drop", "error"):
+        raise ValueError(f"unknown_eval_users must be 'drop' or 'error', got {unknown_eval_users!r}")
+    features = {k: np.asarray(v) for k, v in (features or {}).items()}
+    for col in ("user_id", "item_id", "split"):
+        if col not in frame.columns:
+            raise DataValidationError(source, f"missing required column (columns are {list(frame.columns)})", column=col)
+    for col in ("user_id", "item_id"):
+        if not pd.api.types.is_integer_dtype(frame[col]):
+            raise DataValidationError(source, f"must be an integer id, got dtype {frame[col].dtype}", column=col,
+                                      row=0, sample=frame.iloc[0].to_dict() if len(frame) else None)
+    frame = _drop_unknown_eval_users(frame, unknown_eval_users, source)
+    if num_users is None:
+        num_users = int(frame["user_id"].max()) + 1 if len(frame) else 0
+    if num_items is None:
+        rows = {len(v) for v in features.values()}
+        if len(rows) > 1:
+            raise DataValidationError(source, f"feature files disagree on the number of items: "
+                                      f"{ {k: len(v) for k, v in features.items()} }", column="item_id")
+        num_items = rows.pop() if rows else (int(frame["item_id"].max()) + 1 if len(frame) else 0)
+    cols = [c for c in ("user_id", "item_id", "split", "timestamp", "weight") if c in frame.columns]
+    table = pa.Table.from_pandas(frame[cols], preserve_index=False)
+    return write_dataset(dest, [table], features, num_users, num_items, source=source, overwrite=overwrite)
+
+
+def import_promptmm(src: str | Path, dest: str, **kwargs) -> Manifest:
+    """PromptMM / LATTICE / MMSSL layout (``test.json`` may be missing)."""
+    src = Path(src)
+    parts, max_user = [], -1
+    for split in SPLITS:
+        path = src / f"{split}.json"
+        if not path.exists():
+            if split == "test":
+                continue
+            raise DataValidationError(str(path), "missing file (the PromptMM layout needs train.json and val.json)")
+        users, items, listed = _read_user_item_json(path)
+        max_user = max(max_user, listed)
+        parts.append(pd.DataFrame({"user_id": users, "item_id": items, "split": split}))
+    frame = pd.concat(parts, ignore_index=True)
+    features = {name: load_npy_features(p) for name, p in find_features(src).items()}
+    if kwargs.get("num_users") is None:  # users listed without any item (tiktok has 10) still count
+        kwargs["num_users"] = max_user + 1
+    return import_frame(frame, dest, features, source=str(src), **kwargs)
+
+
+def import_mmrec(src: str | Path, dest: str, inter_file: str | None = None, **kwargs) -> Manifest:
+    """MMRec layout: one ``.inter`` TSV (``userID``, ``itemID``, ``x_label``) plus ``*_feat.npy``."""
+    src = Path(src)
+    if inter_file is None:
+        found = sorted(src.glob("*.inter"))
+        if len(found) != 1:
+            raise DataValidationError(str(src), f"expected exactly one .inter file, found {[p.name for p in found]}")
+        path = found[0]
+    else:
+        path = src / inter_file
+    if not path.exists():
+        raise DataValidationError(str(path), "missing file")
+    raw = pd.read_csv(path, sep="\t")
+    for col in ("userID", "itemID", "x_label"):
+        if col not in raw.columns:
+            raise DataValidationError(str(path), f"missing required column (columns are {list(raw.columns)})", column=col)
+    labels = {0: "train", 1: "val", 2: "test"}
+    bad = ~raw["x_label"].isin(list(labels))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(str(path), "x_label must be 0 (train), 1 (val) or 2 (test)", column="x_label",
+                                  row=row, sample=raw.iloc[row].to_dict())
+    frame = pd.DataFrame({"user_id": raw["userID"], "item_id": raw["itemID"], "split": raw["x_label"].map(labels)})
+    if "timestamp" in raw.columns and pd.api.types.is_integer_dtype(raw["timestamp"]):
+        frame["timestamp"] = raw["timestamp"].astype(np.int64)
+    features = {name: load_npy_features(p) for name, p in find_features(src).items()}
+    return import_frame(frame, dest, features, source=str(path), **kwargs)
+
+
+def import_parquet(path: str | Path, dest: str, feature_files: dict[str, str] | None = None, **kwargs) -> Manifest:
+    """A Parquet interaction table plus ``{name: .npy path}`` features."""
+    try:
+        frame = pq.read_table(str(path)).to_pandas()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataValidationError(str(path), f"cannot read Parquet file ({e})") from None
+    features = {name: load_npy_features(p) for name, p in (feature_files or {}).items()}
+    return import_frame(frame, dest, features, source=str(path), **kwargs)
+
+
+def detect_layout(src: str | Path) -> str:
+    src = Path(src)
+    if not src.exists():
+        raise FileNotFoundError(f"{src} does not exist")
+    if src.is_file() and src.suffix == ".parquet":
+        return "parquet"
+    if (src / "manifest.json").exists():
+        return "canonical"
+    if (src / "train.json").exists():
+        return "promptmm"
+    if any(src.glob("*.inter")):
+        return "mmrec"
+    raise DataValidationError(str(src), "unrecognised layout: expected train.json (PromptMM), *.inter (MMRec), "
+                              "a .parquet file, or a raymm manifest.json")
+
+
+def import_any(src: str | Path, dest: str, layout: str = "auto", **kwargs) -> Manifest:
+    layout = detect_layout(src) if layout == "auto" else layout
+    if layout == "promptmm":
+        return import_promptmm(src, dest, **kwargs)
+    if layout == "mmrec":
+        return import_mmrec(src, dest, **kwargs)
+    if layout == "parquet":
+        return import_parquet(src, dest, **kwargs)
+    raise ValueError(f"cannot import layout {layout!r} (src {src}); a canonical dataset needs no import")
+
+
+def default_import_dest(src: str | Path) -> str:
+    return os.path.join("datasets", Path(src).resolve().name)
