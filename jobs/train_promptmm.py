@@ -13,6 +13,7 @@ import sys
 import time
 
 import ray
+import ray.data
 
 from raymm.config import load_config
 from raymm.data.prepare import prepare_dataset
@@ -39,8 +40,9 @@ print(f"[raymm] dataset {dataset.uri}: {dataset.num_users} users, {dataset.num_i
 tracker = Tracker(cfg, run_name)
 print(f"[raymm] MLflow run {tracker.run_id}{' (resumed)' if tracker.resumed else ''} at {tracker.uri}", flush=True)
 
-# 4. Train on Ray (connects to the cluster of `ray job submit`, or starts a local one).
-ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True)
+# 4. Train on Ray: the cluster of `ray job submit` (RAY_ADDRESS), else a new local one.
+ray.init(address=os.environ.get("RAY_ADDRESS") or "local")
+ray.data.DataContext.get_current().enable_progress_bars = False
 started = time.time()
 try:
     outcome = run_training(cfg, dataset, storage_path_for(cfg), run_name, log_fn=tracker.epoch_logger())

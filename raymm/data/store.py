@@ -119,7 +119,7 @@ def _write_into(fs, root, shards, features, num_users, num_items, source) -> Man
     for name, matrix in features.items():
         if not name.isidentifier():
             raise DataValidationError(name, "modality names must be identifiers (letters, digits, _)")
-        matrix = check_features(np.arange(len(matrix)), np.asarray(matrix).astype(np.float32), f"modality '{name}'", num_items)
+        matrix = check_features(np.arange(len(matrix)), np.asarray(matrix), f"modality '{name}'", num_items)
         rel = f"{FEATURES_DIR}/{name}.parquet"
         with fs.open_output_stream(f"{root}/{rel}") as f:
             pq.write_table(feature_table(matrix), f)

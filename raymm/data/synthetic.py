@@ -2,7 +2,7 @@
 
 Generative story, for a seed:
 
-- users and items get latent factors ``p_u, q_i ~ N(0, I_f / f)``;
+- users and items get latent factors ``p_u, q_i ~ N(0, I_f / sqrt(f))`` (so ``<p_u, q_i>`` has unit variance);
 - item popularity follows a power law, ``pop_i ∝ (rank_i + 1)^-alpha`` over a random permutation;
 - user ``u`` draws ``n_u`` (log-normal around the mean activity, at least 3) distinct items: a
   candidate pool is drawn from popularity, and candidates are kept by Gumbel-top-``n_u`` of
@@ -34,8 +34,9 @@ _POOL = 8  # candidates drawn per kept interaction
 def _factors(cfg: SyntheticConfig) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
     f = cfg.latent_dim
-    user_f = rng.normal(0, 1 / np.sqrt(f), (cfg.num_users, f)).astype(np.float32)
-    item_f = rng.normal(0, 1 / np.sqrt(f), (cfg.num_items, f)).astype(np.float32)
+    scale = f ** -0.25  # <p_u, q_i> then has unit variance
+    user_f = rng.normal(0, scale, (cfg.num_users, f)).astype(np.float32)
+    item_f = rng.normal(0, scale, (cfg.num_items, f)).astype(np.float32)
     ranks = rng.permutation(cfg.num_items)
     pop = (ranks + 1.0) ** -cfg.popularity_exponent
     cdf = np.cumsum(pop / pop.sum())
@@ -46,7 +47,7 @@ def modality_features(cfg: SyntheticConfig, item_f: np.ndarray) -> dict[str, np.
     out = {}
     for n, (name, dim) in enumerate(sorted(cfg.modalities.items())):
         rng = np.random.default_rng([cfg.seed, 1000 + n])
-        w = rng.normal(0, 1, (cfg.latent_dim, dim)).astype(np.float32)
+        w = rng.normal(0, cfg.latent_dim ** -0.25, (cfg.latent_dim, dim)).astype(np.float32)
         x = np.tanh(item_f @ w) + cfg.feature_noise * rng.normal(0, 1, (len(item_f), dim)).astype(np.float32)
         out[name] = x.astype(np.float32)
     return out

@@ -1,0 +1,26 @@
+"""Fault injection for tests of resumption (importable by Ray workers, unlike test modules)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class FailOnce:
+    """An epoch callback that raises once, at ``epoch``, the first time it gets there.
+
+    ``marker`` is a file created when the failure fires, so a relaunched run gets past it.
+    Optionally wraps another callback.
+    """
+
+    marker: str
+    epoch: int
+    inner: object = None
+
+    def __call__(self, metrics: dict, epoch: int) -> None:
+        if self.inner is not None:
+            self.inner(metrics, epoch)
+        if epoch == self.epoch and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise RuntimeError(f"injected failure at epoch {epoch}")

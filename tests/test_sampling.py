@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from raymm.graph import TrainGraph
+from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
+from raymm.sampling import NegativeSampler, NeighbourSampler, make_batch
+
+
+@pytest.fixture
+def graph():
+    rng = np.random.default_rng(0)
+    u = rng.integers(0, 30, 400)
+    i = rng.integers(0, 20, 400)
+    key = np.unique(u * 20 + i)
+    return TrainGraph.from_interactions(key // 20, key % 20, 30, 20)
+
+
+def test_negatives_are_never_training_positives(graph):
+    sampler = NegativeSampler(graph, seed=1)
+    users = np.repeat(np.arange(30), 50)
+    neg = sampler.sample(users, 3)
+    assert neg.shape == (len(users), 3)
+    indptr, items = graph.user_items()
+    for u, row in zip(users, neg):
+        assert not set(row.tolist()) & set(items[indptr[u]:indptr[u + 1]].tolist())
+
+
+def test_negative_sampler_fails_clearly_when_impossible():
+    g = TrainGraph.from_interactions(np.array([0, 0]), np.array([0, 1]), 1, 2)
+    with pytest.raises(RuntimeError, match="every item"):
+        NegativeSampler(g, max_rounds=5).sample(np.array([0]))
+
+
+def test_fanouts_are_respected(graph):
+    sampler = NeighbourSampler(graph, [3, 2])
+    blocks = sampler.sample(torch.tensor([0, 5, 31, 40]))
+    assert len(blocks) == 2
+    for block, fanout in zip(blocks, [3, 2]):
+        in_deg = torch.bincount(block.edge_dst, minlength=block.num_dst)
+        full_deg = torch.from_numpy(graph.degree)[block.src_nid[:block.num_dst].long()]
+        assert torch.equal(in_deg, torch.minimum(full_deg.long(), torch.tensor(fanout)))
+    # seeds are a prefix of every layer's nodes
+    assert blocks[-1].src_nid[:4].tolist() == [0, 5, 31, 40]
+    assert torch.equal(blocks[0].src_nid[:blocks[0].num_dst], blocks[1].src_nid)
+
+
+def test_full_fanout_sampling_equals_full_graph_propagation(graph):
+    h0 = torch.randn(graph.num_nodes, 4)
+    seeds = torch.arange(graph.num_nodes)
+    blocks = NeighbourSampler(graph, [-1, -1]).sample(seeds)
+    sampled = mean_of_layers_sampled(h0[blocks[0].src_nid], blocks, graph.num_nodes)
+    full = mean_of_layers_full(h0, graph.normalized_adjacency(), 2)
+    assert torch.allclose(sampled, full, atol=1e-5)
+
+
+def test_sampled_propagation_is_unbiased(graph):
+    torch.manual_seed(0)
+    h0 = torch.randn(graph.num_nodes, 4)
+    seeds = torch.arange(graph.num_users)  # users have more neighbours than the fanout
+    sampler = NeighbourSampler(graph, [3])
+    exact = torch.sparse.mm(graph.normalized_adjacency(), h0)[seeds]
+    est = torch.zeros_like(exact)
+    n = 3000
+    for _ in range(n):
+        block = sampler.sample(seeds)[0]
+        est += propagate_block(h0[block.src_nid], block)
+    est /= n
+    assert torch.allclose(est, exact, atol=0.05), (est - exact).abs().max()
+
+
+def test_make_batch_positions(graph):
+    users = np.array([0, 1, 0])
+    pos = np.array([2, 3, 4])
+    neg = np.array([[5], [6], [7]])
+    batch = make_batch(users, pos, neg, graph.num_users, NeighbourSampler(graph, [2]))
+    seeds = batch.blocks[-1].src_nid[:batch.blocks[-1].num_dst]
+    assert seeds[batch.user_pos].tolist() == [0, 1, 0]
+    assert (seeds[batch.pos_pos] - graph.num_users).tolist() == [2, 3, 4]
+    assert (seeds[batch.neg_pos] - graph.num_users).tolist() == [[5], [6], [7]]
