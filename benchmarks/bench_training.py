@@ -1,0 +1,158 @@
+"""Training cost as the graph grows: raymm's sampled mini-batch LightGCN vs a plain full-graph
+LightGCN in torch (``torch.sparse.mm`` propagation over the whole graph at every step).
+
+    .venv/bin/python benchmarks/bench_training.py                      # 100k, 1M, 10M interactions
+    .venv/bin/python benchmarks/bench_training.py --sizes 100000 --max-seconds 30
+
+For each size a synthetic dataset is generated (cached under benchmarks/.cache/), and each mode runs
+in a fresh child process that does what ONE Ray Train worker does: load the shared graph, stream the
+training rows from the Parquet shards, and step (negatives, DGL neighbour sampling for the sampled
+mode, forward, BPR + L2, backward, Adam). A mode runs one full epoch or stops after
+``--max-seconds``; the epoch time is then projected from the measured throughput and marked
+"projected". Peak memory is the child's peak RSS (``ru_maxrss``): graph, model, optimiser, batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _dataset(n: int, cache: str) -> str:
+    from raymm.config import SyntheticConfig
+    from raymm.data.synthetic import generate
+
+    dest = os.path.join(cache, f"synthetic-{n}")
+    if not os.path.exists(os.path.join(dest, "manifest.json")):
+        cfg = SyntheticConfig(num_users=max(1000, n // 20), num_items=max(500, n // 50), num_interactions=n,
+                              modalities={"image": 8})
+        t = time.time()
+        generate(cfg, dest)
+        print(f"  generated {dest} in {time.time() - t:.0f}s", flush=True)
+    return dest
+
+
+def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: list[int], dim: int, layers: int) -> dict:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    import torch
+
+    from raymm.data.store import load_dataset
+    from raymm.graph import TrainGraph
+    from raymm.losses import bpr_loss, l2_penalty
+    from raymm.models.lightgcn import LightGCN
+    from raymm.models.propagation import mean_of_layers_full
+    from raymm.sampling import NegativeSampler, NeighbourSampler, make_batch
+
+    torch.manual_seed(0)
+    ds = load_dataset(data, verify_checksums=False)
+    graph = np.load(os.path.join(data, "..", os.path.basename(data) + ".graph.npz"))
+    graph = TrainGraph(ds.num_users, ds.num_items, graph["indptr"], graph["indices"], graph["degree"])
+    model = LightGCN(ds.num_users, ds.num_items, dim, layers)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    negatives = NegativeSampler(graph, seed=0)
+    sampler = NeighbourSampler(graph, fanouts) if mode == "sampled" else None
+    adj = graph.normalized_adjacency() if mode == "full" else None
+    train_rows = int(graph.indptr[graph.num_users])
+    rows = steps = 0
+    start = time.perf_counter()
+    done = False
+    for path in ds.interaction_paths():
+        for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["user_id", "item_id", "split"]):
+            rb = rb.filter(pc.equal(rb.column("split"), "train"))
+            users = rb.column("user_id").to_numpy()
+            pos = rb.column("item_id").to_numpy()
+            if not len(users):
+                continue
+            neg = negatives.sample(users, 1)
+            if mode == "sampled":
+                batch = make_batch(users, pos, neg, graph.num_users, sampler)
+                emb, ego = model(batch)
+                u, p, n = emb[batch.user_pos], emb[batch.pos_pos], emb[batch.neg_pos]
+                eu, ep, en = ego[batch.user_pos], ego[batch.pos_pos], ego[batch.neg_pos]
+            else:
+                e = mean_of_layers_full(model.embedding.weight, adj, layers)
+                ui, pi, ni = torch.from_numpy(users), torch.from_numpy(pos + ds.num_users), torch.from_numpy(neg + ds.num_users)
+                u, p, n = e[ui], e[pi], e[ni]
+                w = model.embedding.weight
+                eu, ep, en = w[ui], w[pi], w[ni]
+            loss = bpr_loss(u, p, n) + 1e-4 * l2_penalty(eu, ep, en)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rows += len(users)
+            steps += 1
+            if time.perf_counter() - start > max_seconds:
+                done = True
+                break
+        if done:
+            break
+    seconds = time.perf_counter() - start
+    full_epoch = rows >= train_rows
+    return {"mode": mode, "train_rows": train_rows, "rows": rows, "steps": steps, "seconds": seconds,
+            "interactions_per_s": rows / seconds, "epoch_seconds": seconds if full_epoch else train_rows / (rows / seconds),
+            "epoch_projected": not full_epoch, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="100000,1000000,10000000")
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--max-seconds", type=float, default=60.0)
+    p.add_argument("--fanouts", default="10,10")
+    p.add_argument("--dim", type=int, default=32)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--cache", default=os.path.join(HERE, ".cache"))
+    p.add_argument("--child", choices=["sampled", "full"], help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    fanouts = [int(f) for f in args.fanouts.split(",")]
+    if args.child:
+        print(json.dumps(_child(args.child, args.data, args.batch_size, args.max_seconds, fanouts, args.dim, args.layers)))
+        return
+
+    from raymm.data.store import load_dataset
+    from raymm.graph import TrainGraph
+
+    os.makedirs(args.cache, exist_ok=True)
+    results = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        print(f"size {n:,} interactions", flush=True)
+        data = _dataset(n, args.cache)
+        gpath = os.path.join(args.cache, os.path.basename(data) + ".graph.npz")
+        if not os.path.exists(gpath):
+            ds = load_dataset(data, verify_checksums=False)
+            g = TrainGraph.from_interactions(*ds.read_interactions()["train"], ds.num_users, ds.num_items)
+            np.savez(gpath, indptr=g.indptr, indices=g.indices, degree=g.degree)
+        for mode in ("sampled", "full"):
+            out = subprocess.run([sys.executable, __file__, "--child", mode, "--data", data, "--batch-size",
+                                  str(args.batch_size), "--max-seconds", str(args.max_seconds), "--fanouts", args.fanouts,
+                                  "--dim", str(args.dim), "--layers", str(args.layers)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                print(out.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"{mode} at {n} failed")
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r["size"] = n
+            results.append(r)
+            print(f"  {mode:8s} {r['interactions_per_s']:>10,.0f} interactions/s  epoch "
+                  f"{r['epoch_seconds']:>8.1f}s{' (projected)' if r['epoch_projected'] else ''}  "
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  ({r['steps']} steps in {r['seconds']:.0f}s)", flush=True)
+    print("\n| interactions | train rows | mode | interactions/s | epoch time (s) | worker peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['size']:,} | {r['train_rows']:,} | {r['mode']} | {r['interactions_per_s']:,.0f} | "
+              f"{r['epoch_seconds']:,.1f}{' (projected)' if r['epoch_projected'] else ''} | {r['peak_rss_mb']:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
