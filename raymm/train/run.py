@@ -68,7 +68,9 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=storage_path,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures)),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
+            # Train V2's structured worker logging echoes every print a second time to the driver.
+            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0"}}),
         datasets={"train": train_interactions(dataset)},
     )
     result = trainer.fit()
