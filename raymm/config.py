@@ -83,12 +83,57 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The model. In this release: ID-only LightGCN (PromptMM's student)."""
+    """What to train. ``lightgcn``: the ID-only LightGCN alone (BPR). ``promptmm``: PromptMM's
+    teacher (stage 1) then the LightGCN student distilled from it (stage 2). ``num_layers`` is the
+    student's (LightGCN's) depth; ``embedding_dim`` is shared by teacher and student."""
 
-    name: Literal["lightgcn"] = "lightgcn"
+    name: Literal["lightgcn", "promptmm"] = "lightgcn"
     embedding_dim: int = Field(32, gt=0)
     num_layers: int = Field(2, ge=0)
     init_std: float = Field(0.1, gt=0)
+
+
+class PromptConfig(_Section):
+    """PromptMM's soft prompt (stage 1 and, in paper mode, stage 2)."""
+
+    enabled: bool = True  # False: the "w/o prompt" ablation
+    size: int = Field(16, gt=0)  # k: PCA components of the hard tokens
+    dropout: float = Field(0.1, ge=0, lt=1)
+    summary_every: int = Field(1, gt=0)  # steps between recomputations of P_i^T X^m
+
+
+class TeacherConfig(_Section):
+    """PromptMM's teacher and its stage-1 training."""
+
+    num_layers: int = Field(2, ge=0)  # ID-GNN layers
+    dropout: float = Field(0.4, ge=0, lt=1)  # on reduced modality features
+    model_cat_rate: float = Field(0.1, ge=0)  # a_mc
+    soft_token_rate: float = Field(0.1, ge=0)  # a_sp
+    feat_soft_token_rate: float = Field(1.0, ge=0)  # a_fp
+    reg_weight: float = Field(1e-4, ge=0)  # lambda_reg
+    prompt_weight: float = Field(0.1, ge=0)  # lambda_p
+    feat_mf_weight: float = Field(1e-3, ge=0)  # lambda_fm
+    feat_reg_weight: float = Field(1e-5, ge=0)  # lambda_feat
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-3, ge=0)  # AdamW
+    epochs: int = Field(30, gt=0)
+    patience: int = Field(5, gt=0)
+    checkpoint: str | None = None  # saved teacher (path or MLflow URI): skip stage 1
+
+
+class DistillConfig(_Section):
+    """PromptMM's stage 2: the student's distillation losses (the student trains with ``train.*``)."""
+
+    tau_pair: float = Field(1.0, gt=0)
+    tau_list: float = Field(1.0, gt=0)
+    list_negatives: int = Field(10, gt=0)  # K
+    pair_weight: float = Field(1.0, ge=0)  # lambda_pair (0 switches the term off)
+    list_weight: float = Field(1.0, ge=0)  # lambda_list
+    emb_weight: float = Field(0.1, ge=0)  # lambda_emb
+    reweight: bool = True  # modality-aware re-weighting of the list-wise non-target term
+    sce_gamma: float = Field(2.0, gt=0)
+    init_from_teacher: bool = False  # student starts from the teacher's final embeddings
+    prompt_trainable: bool = True  # the prompt keeps learning from the student's loss
 
 
 class TrainConfig(_Section):
@@ -141,12 +186,25 @@ class OutputConfig(_Section):
 
 class Config(_Section):
     seed: int = 0
+    parity: bool = False  # reproduce the public PromptMM code's loss forms and quirks (docs/promptmm.md)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _depth(self) -> "Config":
+        need = self.model.num_layers
+        if self.model.name == "promptmm":
+            need = max(need, self.teacher.num_layers, 2)  # the modality GNN needs two hops
+        if len(self.train.fanouts) < need:
+            raise ValueError(f"train.fanouts has {len(self.train.fanouts)} layer(s); the model needs {need}")
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:

@@ -65,12 +65,13 @@ class TrainGraph:
         deg = torch.from_numpy(self.degree.copy())
         return torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
 
-    def normalized_adjacency(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Sparse ``D^-1/2 A D^-1/2`` of shape (U+I, U+I) (LightGCN, He et al. 2020, eq. 7)."""
+    def normalized_adjacency(self, device: torch.device | str = "cpu", normalization: str = "symmetric") -> torch.Tensor:
+        """Sparse ``D^-1/2 A D^-1/2`` of shape (U+I, U+I) (LightGCN, He et al. 2020, eq. 7), or with
+        ``normalization="left"`` the public PromptMM code's ``D^-1/2 A`` (rows scaled only)."""
         norm = self.inv_sqrt_degree()
         rows = torch.repeat_interleave(torch.arange(self.num_nodes), torch.from_numpy(np.diff(self.indptr)))
         cols = torch.from_numpy(np.array(self.indices))
-        values = norm[rows] * norm[cols]
+        values = norm[rows] * (norm[cols] if normalization == "symmetric" else 1.0)
         adj = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (self.num_nodes, self.num_nodes))
         return adj.coalesce().to(device)
 

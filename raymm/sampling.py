@@ -80,13 +80,19 @@ class NeighbourSampler:
     Args:
         graph: the training graph.
         fanouts: neighbours per node for each layer, input layer first (DGL's convention); -1 = all.
+        normalization: ``symmetric`` (D^-1/2 A D^-1/2, LightGCN) or ``left`` (D^-1/2 A, PromptMM's
+            public code), always with full-graph degrees.
     """
 
-    def __init__(self, graph: TrainGraph, fanouts: list[int]):
+    def __init__(self, graph: TrainGraph, fanouts: list[int], normalization: str = "symmetric"):
+        if normalization not in ("symmetric", "left"):
+            raise ValueError(f"normalization must be 'symmetric' or 'left', got {normalization!r}")
         self.g = graph.to_dgl()
         self.fanouts = list(fanouts)
         self.degree = torch.from_numpy(graph.degree.copy())
         self.inv_sqrt = graph.inv_sqrt_degree()
+        # 'left' (PromptMM's public code): only the destination side is scaled, D^-1/2 A.
+        self.src_scale = self.inv_sqrt if normalization == "symmetric" else torch.ones_like(self.inv_sqrt)
 
     def sample(self, seeds: torch.Tensor) -> list[Block]:
         """Blocks for distinct seed node ids ``seeds`` (n,), input layer first."""
@@ -102,7 +108,7 @@ class NeighbourSampler:
             es, ed = block.edges()
             sampled = block.in_degrees().to(torch.float32)
             d = dst_nid[ed]
-            weight = self.inv_sqrt[src_nid[es]] * self.inv_sqrt[d] * (self.degree[d] / sampled[ed])
+            weight = self.src_scale[src_nid[es]] * self.inv_sqrt[d] * (self.degree[d] / sampled[ed])
             blocks.insert(0, Block(src_nid, len(dst_nid), es, ed, weight))
             frontier_nodes = src_nid
         return blocks
@@ -110,35 +116,52 @@ class NeighbourSampler:
 
 @dataclass
 class Batch:
-    """A training mini-batch ready for the model.
+    """A training mini-batch ready for the models.
 
     Attributes:
-        blocks: sampled layers, input first (empty when the model has 0 layers).
-        input_nid: (n_in,) node ids whose layer-0 embeddings feed the blocks.
+        blocks: sampled layers, input first; a model with L layers uses ``blocks[-L:]``.
+        seeds: (S,) distinct node ids of the batch (a prefix of every block's nodes).
         user_pos: (B,) positions of the batch users among the seeds.
         pos_pos: (B,) positions of the positive items among the seeds.
         neg_pos: (B, N) positions of the negative items among the seeds.
+        list_pos: (B, K) positions of the list-wise negatives among the seeds, or None.
     """
 
     blocks: list[Block]
-    input_nid: torch.Tensor
+    seeds: torch.Tensor
     user_pos: torch.Tensor
     pos_pos: torch.Tensor
     neg_pos: torch.Tensor
+    list_pos: torch.Tensor | None = None
 
     def to(self, device) -> "Batch":
-        return Batch([b.to(device) for b in self.blocks], self.input_nid.to(device), self.user_pos.to(device),
-                     self.pos_pos.to(device), self.neg_pos.to(device))
+        return Batch([b.to(device) for b in self.blocks], self.seeds.to(device), self.user_pos.to(device),
+                     self.pos_pos.to(device), self.neg_pos.to(device),
+                     None if self.list_pos is None else self.list_pos.to(device))
+
+    def input_nid(self, num_layers: int) -> torch.Tensor:
+        """Node ids whose layer-0 embeddings feed the last ``num_layers`` blocks."""
+        return self.blocks[-num_layers].src_nid if num_layers else self.seeds
+
+    def layers(self, num_layers: int) -> list[Block]:
+        if num_layers > len(self.blocks):
+            raise ValueError(f"model needs {num_layers} sampled layers, the batch has {len(self.blocks)} "
+                             "(lengthen train.fanouts)")
+        return self.blocks[len(self.blocks) - num_layers:]
 
 
 def make_batch(users: np.ndarray, pos_items: np.ndarray, neg_items: np.ndarray, num_users: int,
-               sampler: NeighbourSampler | None) -> Batch:
-    """Seeds = distinct nodes of (users, positives, negatives); sample their neighbourhoods."""
-    nodes = np.concatenate([users, pos_items + num_users, neg_items.reshape(-1) + num_users])
-    seeds, inverse = np.unique(nodes, return_inverse=True)
+               sampler: NeighbourSampler | None, list_items: np.ndarray | None = None) -> Batch:
+    """Seeds = distinct nodes of (users, positives, negatives[, list negatives]); sample their
+    neighbourhoods."""
+    parts = [users, pos_items + num_users, neg_items.reshape(-1) + num_users]
+    if list_items is not None:
+        parts.append(list_items.reshape(-1) + num_users)
+    seeds, inverse = np.unique(np.concatenate(parts), return_inverse=True)
     seeds_t = torch.from_numpy(seeds)
     inverse = torch.from_numpy(inverse)
-    b = len(users)
+    b, n = len(users), neg_items.size
     blocks = sampler.sample(seeds_t) if sampler is not None and sampler.fanouts else []
-    input_nid = blocks[0].src_nid if blocks else seeds_t
-    return Batch(blocks, input_nid, inverse[:b], inverse[b:2 * b], inverse[2 * b:].reshape(neg_items.shape))
+    list_pos = inverse[2 * b + n:].reshape(list_items.shape) if list_items is not None else None
+    return Batch(blocks, seeds_t, inverse[:b], inverse[b:2 * b], inverse[2 * b:2 * b + n].reshape(neg_items.shape),
+                 list_pos)

@@ -53,9 +53,9 @@ class LightGCN(nn.Module):
         Returns:
             seeds (S, d) final embeddings, ego (S, d) layer-0 embeddings (for the L2 penalty).
         """
-        num_seeds = batch.blocks[-1].num_dst if batch.blocks else len(batch.input_nid)
-        h0 = self.embedding(batch.input_nid)
-        return mean_of_layers_sampled(h0, batch.blocks, num_seeds), h0[:num_seeds]
+        num_seeds = len(batch.seeds)
+        h0 = self.embedding(batch.input_nid(self.num_layers))
+        return mean_of_layers_sampled(h0, batch.layers(self.num_layers), num_seeds), h0[:num_seeds]
 
     @torch.no_grad()
     def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

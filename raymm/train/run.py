@@ -22,8 +22,10 @@ from ray.train.torch import TorchTrainer
 from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.graph import EvalSplit, TrainGraph
+from raymm.models.prompt import hard_tokens
 from raymm.train.state import TrainState, load_checkpoint
-from raymm.train.worker import SharedData, train_loop_per_worker
+from raymm.train.tasks import SharedData
+from raymm.train.worker import train_loop_per_worker
 
 
 @dataclass
@@ -43,11 +45,21 @@ def run_name_for(cfg: Config) -> str:
     return f"{cfg.model.name}-{digest}"
 
 
-def build_shared(dataset: Dataset) -> SharedData:
+def build_shared(dataset: Dataset, cfg: Config) -> SharedData:
+    """Validated interactions -> graph and evaluation splits; for PromptMM also the modality
+    features and the hard tokens (PCA, computed once here)."""
     splits = dataset.read_interactions()
     graph = TrainGraph.from_interactions(*splits["train"], dataset.num_users, dataset.num_items)
     test = EvalSplit.from_interactions(*splits["test"]) if len(splits["test"][0]) else None
-    return SharedData(graph, EvalSplit.from_interactions(*splits["val"]), test)
+    shared = SharedData(graph, EvalSplit.from_interactions(*splits["val"]), test)
+    if cfg.model.name == "promptmm":
+        shared.features = dataset.read_all_features()
+        if not shared.features:
+            raise ValueError(f"dataset {dataset.uri} has no modality features: PromptMM's teacher needs at least one")
+        if cfg.prompt.enabled:
+            shared.hard_tokens = hard_tokens(shared.features, graph, cfg.prompt.size,
+                                             "scaled_sum" if cfg.parity else "mean")
+    return shared
 
 
 def train_interactions(dataset: Dataset) -> ray.data.Dataset:
@@ -58,11 +70,13 @@ def train_interactions(dataset: Dataset) -> ray.data.Dataset:
 
 
 def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str,
-                 log_fn: Callable[[dict, int], None] | None = None, shared: SharedData | None = None) -> TrainOutcome:
-    shared = shared or build_shared(dataset)
+                 log_fn: Callable[[dict, int], None] | None = None, shared: SharedData | None = None,
+                 task: str = "lightgcn") -> TrainOutcome:
+    """One Ray Train run of ``task`` (``lightgcn``, ``teacher`` or ``student``)."""
+    shared = shared or build_shared(dataset, cfg)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(), "shared": ray.put(shared), "log_fn": log_fn},
+        train_loop_config={"cfg": cfg.model_dump(), "shared": ray.put(shared), "log_fn": log_fn, "task": task},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                                resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=ray.train.RunConfig(

@@ -8,12 +8,9 @@ evaluates its share of the validation users, and all-reduces the metric sums.
 
 from __future__ import annotations
 
-import copy
 import resource
 import tempfile
 import time
-from dataclasses import dataclass
-
 import numpy as np
 import ray
 import ray.train
@@ -24,20 +21,9 @@ import torch.distributed as dist
 from raymm.config import Config
 from raymm.evaluation import finalize, metric_sums
 from raymm.graph import EvalSplit, TrainGraph
-from raymm.losses import bpr_loss, l2_penalty
-from raymm.models.lightgcn import LightGCN
-from raymm.sampling import NegativeSampler, NeighbourSampler, make_batch
+from raymm.sampling import NegativeSampler, NeighbourSampler
 from raymm.train.state import TrainState, load_checkpoint, save_checkpoint
-
-
-@dataclass
-class SharedData:
-    """Built once by the driver and put in the object store; every worker on a node reads the
-    same copy (numpy arrays are zero-copy from shared memory)."""
-
-    graph: TrainGraph
-    val: EvalSplit
-    test: EvalSplit | None
+from raymm.train.tasks import TASKS, SharedData, normalization
 
 
 def _all_reduce(t: torch.Tensor) -> torch.Tensor:
@@ -46,7 +32,11 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _evaluate(module: LightGCN, adj, split: EvalSplit, graph: TrainGraph, cfg: Config) -> dict[str, float]:
+def full_adjacency(graph: TrainGraph, cfg: Config, device) -> torch.Tensor:
+    return graph.normalized_adjacency(device, normalization(cfg))
+
+
+def _evaluate(module, adj, split: EvalSplit, graph: TrainGraph, cfg: Config) -> dict[str, float]:
     users, items = module.full_embeddings(adj)
     sums = metric_sums(users, items, split, graph, cfg.eval.ks, cfg.eval.user_batch_size)
     return finalize(_all_reduce(sums).cpu(), cfg.eval.ks)
@@ -59,96 +49,118 @@ def peak_rss_mb() -> float:
 def train_loop_per_worker(config: dict) -> None:
     cfg = Config.model_validate(config["cfg"])
     shared: SharedData = ray.get(config["shared"])
+    stage: str = config["task"]
     log_fn = config.get("log_fn")
     graph = shared.graph
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    epochs, patience = (cfg.teacher.epochs, cfg.teacher.patience) if stage == "teacher" else \
+        (cfg.train.epochs, cfg.train.patience)
 
     torch.manual_seed(cfg.train.seed)
-    model = LightGCN(graph.num_users, graph.num_items, cfg.model.embedding_dim, cfg.model.num_layers,
-                     cfg.model.init_std)
+    task = TASKS[stage](cfg, shared)
     state = TrainState()
-    best_model = {"hparams": model.hparams(), "state_dict": copy.deepcopy(model.state_dict()), "epoch": -1}
+    best_model = None
     optim_state = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
             state, model_state, optim_state, best_model = load_checkpoint(d)
-        model.load_state_dict(model_state)
+        task.module.load_state_dict(model_state)
         if rank == 0:
-            print(f"[raymm] resumed from checkpoint: next epoch {state.next_epoch + 1}, "
+            print(f"[raymm] {stage}: resumed from checkpoint: next epoch {state.next_epoch + 1}, "
                   f"best epoch so far {state.best_epoch + 1}", flush=True)
-    model = ray.train.torch.prepare_model(model)  # to the worker's device; DDP when world > 1
-    module: LightGCN = model.module if hasattr(model, "module") else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    else:
+        task.module.to(device)
+        task.on_fresh_start(device)
+    model = ray.train.torch.prepare_model(task.module)  # to the worker's device; DDP when world > 1
+    module = model.module if hasattr(model, "module") else model
+    task.module = module
+    optimizer = task.optimizer(list(model.parameters()))
     if optim_state is not None:
         optimizer.load_state_dict(optim_state)
+    if best_model is None:
+        best_model = task.payload()
 
-    neighbours = NeighbourSampler(graph, cfg.train.fanouts)
-    adj = graph.normalized_adjacency(device)
+    neighbours = NeighbourSampler(graph, cfg.train.fanouts, normalization(cfg))
+    adj = full_adjacency(graph, cfg, device)
     val = shared.val.shard(rank, world)
     test = shared.test.shard(rank, world) if shared.test is not None else None
     shard = ray.train.get_dataset_shard("train")
     selector = cfg.eval.select_metric
 
-    for epoch in range(state.next_epoch, cfg.train.epochs):
+    if state.stopped_early or state.next_epoch >= epochs:  # finished before a restart: report it again
+        _report(rank, state, task, optimizer, best_model, state.history[-1] if state.history else {})
+        return
+    for epoch in range(state.next_epoch, epochs):
         epoch_seed = int(np.random.SeedSequence([cfg.train.seed, rank, epoch]).generate_state(1)[0])
         negatives = NegativeSampler(graph, seed=epoch_seed)
         model.train()
         start = time.perf_counter()
         loss_sum = torch.zeros(2, dtype=torch.float64)
+        part_sums: dict[str, float] = {}
         for rows in shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy",
                                        local_shuffle_buffer_size=cfg.train.shuffle_buffer_rows or None,
                                        local_shuffle_seed=epoch_seed):
             users = rows["user_id"].astype(np.int64)
             pos = rows["item_id"].astype(np.int64)
-            batch = make_batch(users, pos, negatives.sample(users, 1), graph.num_users, neighbours).to(device)
-            emb, ego = model(batch)
-            loss = bpr_loss(emb[batch.user_pos], emb[batch.pos_pos], emb[batch.neg_pos])
-            loss = loss + cfg.train.reg_weight * l2_penalty(ego[batch.user_pos], ego[batch.pos_pos], ego[batch.neg_pos])
+            batch = task.make_batch(users, pos, negatives, neighbours).to(device)
+            loss, parts = task.loss(model, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             loss_sum += torch.tensor([loss.item() * len(users), len(users)], dtype=torch.float64)
+            for k, v in parts.items():
+                part_sums[k] = part_sums.get(k, 0.0) + v * len(users)
         train_seconds = time.perf_counter() - start
-        totals = _all_reduce(torch.cat([loss_sum, torch.tensor([train_seconds], dtype=torch.float64)]).to(device)).cpu()
-        metrics = {"epoch": epoch, "train_loss": float(totals[0] / max(totals[1], 1)),
+        names = sorted(part_sums)
+        totals = _all_reduce(torch.tensor([*loss_sum.tolist(), train_seconds, *(part_sums[k] for k in names)],
+                                          dtype=torch.float64, device=device)).cpu()
+        rows_seen = max(float(totals[1]), 1.0)
+        metrics = {"epoch": epoch, "train_loss": float(totals[0] / rows_seen),
                    "train_rows": int(totals[1]), "epoch_seconds": float(totals[2] / world),
                    "interactions_per_s": float(totals[1] / max(totals[2] / world, 1e-9)),
                    "worker_peak_rss_mb": peak_rss_mb()}
+        metrics.update({f"loss_{k}": float(v / rows_seen) for k, v in zip(names, totals[3:])})
 
-        if (epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs:
+        if (epoch + 1) % cfg.eval.every == 0 or epoch + 1 == epochs:
             model.eval()
             eval_start = time.perf_counter()
-            val_metrics = _evaluate(module, adj, val, graph, cfg)
+            ranker = task.ranking_module()
+            val_metrics = _evaluate(ranker, adj, val, graph, cfg)
             metrics.update({f"val_{k}": v for k, v in val_metrics.items()})
-            if state.observe(epoch, val_metrics[selector], cfg.train.patience):
+            if state.observe(epoch, val_metrics[selector], patience):
                 state.best_val = val_metrics
-                best_model = {"hparams": module.hparams(), "state_dict": copy.deepcopy(module.state_dict()),
-                              "epoch": epoch}
+                best_model = task.payload()
+                best_model["epoch"] = epoch
                 if test is not None:  # reported at the best validation epoch; never used to select
-                    state.best_test = _evaluate(module, adj, test, graph, cfg)
+                    state.best_test = _evaluate(ranker, adj, test, graph, cfg)
             metrics["eval_seconds"] = time.perf_counter() - eval_start
         metrics.update({"best_epoch": state.best_epoch, "best_val_score": state.best_score})
         state.next_epoch = epoch + 1
         state.history.append(metrics)
 
         if rank == 0:
-            shown = " ".join(f"{k}={metrics[k]:.4f}" for k in (f"val_{selector}", f"val_ndcg@{selector.split('@')[1]}")
-                             if k in metrics)
-            print(f"[raymm] epoch {epoch + 1}/{cfg.train.epochs} loss={metrics['train_loss']:.4f} {shown} "
+            k = selector.split("@")[1]
+            shown = " ".join(f"{key}={metrics[key]:.4f}" for key in (f"val_{selector}", f"val_ndcg@{k}") if key in metrics)
+            print(f"[raymm] {stage} epoch {epoch + 1}/{epochs} loss={metrics['train_loss']:.4f} {shown} "
                   f"({metrics['epoch_seconds']:.1f}s, {metrics['interactions_per_s']:.0f} interactions/s)", flush=True)
             if log_fn is not None:
                 log_fn(metrics, epoch)
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt = None
-            if rank == 0:
-                save_checkpoint(tmp, state, module.state_dict(), optimizer.state_dict(), best_model)
-                ckpt = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=ckpt)
+        _report(rank, state, task, optimizer, best_model, metrics)
         if state.stopped_early:
             if rank == 0:
-                print(f"[raymm] early stop: no {selector} improvement for {cfg.train.patience} evaluations; "
+                print(f"[raymm] {stage}: early stop, no {selector} improvement for {patience} evaluations; "
                       f"best epoch {state.best_epoch + 1}", flush=True)
             break
+
+
+def _report(rank: int, state: TrainState, task, optimizer, best_model: dict, metrics: dict) -> None:
+    """Every worker reports; rank 0 attaches the checkpoint (state, model, optimiser, best model)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = None
+        if rank == 0:
+            save_checkpoint(tmp, state, task.module.state_dict(), optimizer.state_dict(), best_model)
+            ckpt = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=ckpt)

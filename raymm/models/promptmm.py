@@ -1,0 +1,197 @@
+"""PromptMM's multimodal teacher (Wei et al., WWW 2024, https://arxiv.org/abs/2402.17188, Sec. 3.2;
+restated in raymm's ``docs``-level spec, "Stage 1").
+
+For each modality m with item features X^m (I, d_m):
+
+    h^m   = Dropout(Linear_{d_m -> d}(X^m + a_fp * rownorm(P_i (P_i^T X^m))))   prompt-enhanced f_R
+    f_u^m = A_ui h^m,   f_i^m = A_iu f_u^m                                        one-hop modality GNN
+    u0 = E_u + a_sp * rownorm(P_u),  i0 = E_i + a_sp * rownorm(P_i)              prompted ID input
+    e_bar = mean_{l=0..L} A^l [u0; i0]                                            ID GNN (LightGCN)
+    e^T = e_bar + a_mc * sum_m rownorm(f^m)                                       fusion
+
+On a mini-batch everything runs on the sampled blocks of :mod:`raymm.sampling`: the modality GNN
+on the last two blocks (item -> user -> item), the ID GNN on the last L. Full-graph layer-wise
+inference (:meth:`PromptMMTeacher.full`) is used for evaluation and for precomputed outputs.
+
+The global prompt summary ``P_i^T X^m`` (d x d_m) is recomputed over ALL items at every training
+step by default (``summary_every=1``: exact, and the gradient reaches every item prompt through
+it). For catalogues where that is too costly, ``summary_every=N`` recomputes it every N steps without
+gradient and reuses it in between (the gradient then reaches the prompt through the ``P_i`` factor
+of the batch's items only). Evaluation always uses a fresh summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raymm.models.prompt import SoftPrompt
+from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
+from raymm.sampling import Batch
+
+
+@dataclass
+class TeacherOutput:
+    """Teacher outputs at a batch's seeds (S nodes) or at all nodes (N = U + I).
+
+    Attributes:
+        emb: (S, d) fused teacher embeddings e^T.
+        ego: (S, d) layer-0 ID embeddings E (for the L2 penalty).
+        modal: modality -> (S, d) one-hop modality embeddings f^m (f_u^m for users, f_i^m for items).
+        prompt: (S, d) prompts P of the seeds, or None without a prompt.
+    """
+
+    emb: torch.Tensor
+    ego: torch.Tensor
+    modal: dict[str, torch.Tensor]
+    prompt: torch.Tensor | None
+
+
+class PromptMMTeacher(nn.Module):
+    """PromptMM's teacher. See the module docstring for the equations.
+
+    Args:
+        num_users: U.
+        num_items: I.
+        features: modality name -> (I, d_m) float32 features (kept as non-persistent buffers).
+        prompt: the soft prompt, or None for the "w/o prompt" ablation.
+        dim: d.
+        num_layers: L of the ID GNN.
+        dropout: dropout on the reduced modality features.
+        a_mc, a_sp, a_fp: model_cat_rate, soft_token_rate, feat_soft_token_rate.
+        init_std: std of the ID embeddings' normal initialisation.
+        summary_every: steps between recomputations of the prompt summary P_i^T X^m.
+
+    Example::
+
+        teacher = PromptMMTeacher(5, 7, {"image": torch.randn(7, 16)}, prompt, dim=8, num_layers=2)
+        out = teacher(batch)            # TeacherOutput at the batch's seeds
+        emb, modal = teacher.full(adj)  # (12, 8), {"image": (12, 8)}
+    """
+
+    def __init__(self, num_users: int, num_items: int, features: dict[str, torch.Tensor], prompt: SoftPrompt | None,
+                 dim: int, num_layers: int, dropout: float = 0.0, a_mc: float = 0.1, a_sp: float = 0.1,
+                 a_fp: float = 1.0, init_std: float = 0.1, summary_every: int = 1):
+        super().__init__()
+        if not features:
+            raise ValueError("PromptMM's teacher needs at least one modality (the dataset has none)")
+        self.num_users, self.num_items, self.dim, self.num_layers = num_users, num_items, dim, num_layers
+        self.a_mc, self.a_sp, self.a_fp, self.summary_every = a_mc, a_sp, a_fp, summary_every
+        self.modalities = sorted(features)
+        self.embedding = nn.Embedding(num_users + num_items, dim)
+        nn.init.normal_(self.embedding.weight, std=init_std)
+        self.reducers = nn.ModuleDict()
+        for m in self.modalities:
+            x = torch.as_tensor(features[m], dtype=torch.float32)
+            self.register_buffer(f"feat_{m}", x, persistent=False)
+            self.reducers[m] = nn.Linear(x.shape[1], dim)
+            nn.init.xavier_uniform_(self.reducers[m].weight)
+        self.prompt = prompt
+        self.feat_dropout = nn.Dropout(dropout)
+        self._steps = 0
+        self._cached_summary: dict[str, torch.Tensor] | None = None
+
+    def hparams(self) -> dict:
+        return {"num_users": self.num_users, "num_items": self.num_items, "dim": self.dim,
+                "num_layers": self.num_layers, "a_mc": self.a_mc, "a_sp": self.a_sp, "a_fp": self.a_fp,
+                "summary_every": self.summary_every, "dropout": self.feat_dropout.p,
+                "feature_dims": {m: int(self.reducers[m].in_features) for m in self.modalities},
+                "prompt": self.prompt is not None}
+
+    def features(self, m: str) -> torch.Tensor:
+        return getattr(self, f"feat_{m}")
+
+    # --- prompt ----------------------------------------------------------------------------
+    def _summary(self, p_items_all: torch.Tensor) -> dict[str, torch.Tensor]:
+        """m -> (d, d_m) global summary P_i^T X^m over all items."""
+        return {m: p_items_all.T @ self.features(m) for m in self.modalities}
+
+    def _prompt_context(self) -> tuple[torch.Tensor | None, dict[str, torch.Tensor] | None]:
+        """(all item prompts or None, summaries) for this step (see module docstring)."""
+        if self.prompt is None:
+            return None, None
+        if not self.training or self.summary_every <= 1:
+            p_all = self.prompt.items()
+            return p_all, self._summary(p_all)
+        if self._cached_summary is None or self._steps % self.summary_every == 0:
+            with torch.no_grad():
+                self._cached_summary = self._summary(self.prompt.items())
+        self._steps += 1
+        return None, self._cached_summary
+
+    def _item_prompts(self, item_ids: torch.Tensor, p_all: torch.Tensor | None) -> torch.Tensor:
+        return p_all[item_ids] if p_all is not None else self.prompt.items(item_ids)
+
+    def _node_prompts(self, node_ids: torch.Tensor, p_all: torch.Tensor | None) -> torch.Tensor:
+        is_user = node_ids < self.num_users
+        out = torch.empty(len(node_ids), self.dim, device=node_ids.device)
+        out[is_user] = self.prompt.users(node_ids[is_user])
+        out[~is_user] = self._item_prompts(node_ids[~is_user] - self.num_users, p_all)
+        return out
+
+    # --- modality branch -------------------------------------------------------------------
+    def _reduced(self, m: str, item_ids: torch.Tensor, p_items: torch.Tensor | None,
+                 summary: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        """(n, d) h^m for the given items (prompt-enhanced feature reduction f_R)."""
+        x = self.features(m)[item_ids]
+        if p_items is not None:
+            x = x + self.a_fp * F.normalize(p_items @ summary[m], dim=1)
+        return self.feat_dropout(self.reducers[m](x))
+
+    def _item_signal(self, m: str, node_ids: torch.Tensor, p_all, summary) -> torch.Tensor:
+        """(n, d): h^m on item nodes, zeros on user nodes."""
+        is_item = node_ids >= self.num_users
+        item_ids = node_ids[is_item] - self.num_users
+        p_items = self._item_prompts(item_ids, p_all) if self.prompt is not None else None
+        x = torch.zeros(len(node_ids), self.dim, device=node_ids.device)
+        x[is_item] = self._reduced(m, item_ids, p_items, summary)
+        return x
+
+    # --- forward ---------------------------------------------------------------------------
+    def forward(self, batch: Batch) -> TeacherOutput:
+        """Teacher outputs at the seeds of a sampled batch (needs max(L, 2) blocks)."""
+        num_seeds = len(batch.seeds)
+        blocks = batch.layers(max(self.num_layers, 2))
+        p_all, summary = self._prompt_context()
+        modal = {}
+        for m in self.modalities:
+            x = self._item_signal(m, blocks[-2].src_nid, p_all, summary)
+            user_side = propagate_block(x, blocks[-2])  # f_u^m on users, 0 on items
+            item_side = propagate_block(user_side, blocks[-1])  # f_i^m on items, 0 on users
+            modal[m] = user_side[:num_seeds] + item_side
+        nid = batch.input_nid(self.num_layers)
+        ego_all = self.embedding(nid)
+        h0 = ego_all
+        prompt = None
+        if self.prompt is not None:
+            p_nodes = self._node_prompts(nid, p_all)
+            h0 = ego_all + self.a_sp * F.normalize(p_nodes, dim=1)
+            prompt = p_nodes[:num_seeds]
+        id_out = mean_of_layers_sampled(h0, batch.layers(self.num_layers), num_seeds)
+        emb = id_out + self.a_mc * sum(F.normalize(f, dim=1) for f in modal.values())
+        return TeacherOutput(emb, ego_all[:num_seeds], modal, prompt)
+
+    def full(self, adj: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Full-graph layer-wise inference: ((N, d) e^T, m -> (N, d) f^m) for all N = U + I nodes."""
+        p_all, summary = (None, None) if self.prompt is None else (lambda p: (p, self._summary(p)))(self.prompt.items())
+        all_nodes = torch.arange(self.num_users + self.num_items, device=self.embedding.weight.device)
+        modal = {}
+        for m in self.modalities:
+            x = self._item_signal(m, all_nodes, p_all, summary)
+            user_side = torch.sparse.mm(adj, x)
+            modal[m] = user_side + torch.sparse.mm(adj, user_side)
+        h0 = self.embedding.weight
+        if self.prompt is not None:
+            h0 = h0 + self.a_sp * F.normalize(self._node_prompts(all_nodes, p_all), dim=1)
+        emb = mean_of_layers_full(h0, adj, self.num_layers)
+        emb = emb + self.a_mc * sum(F.normalize(f, dim=1) for f in modal.values())
+        return emb, modal
+
+    @torch.no_grad()
+    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """((U, d) users, (I, d) items) teacher embeddings, for ranking."""
+        emb, _ = self.full(adj)
+        return emb[: self.num_users], emb[self.num_users:]
