@@ -1,10 +1,11 @@
-"""Train raymm's model on a dataset and track it in MLflow.
+"""Train on a dataset and track it in MLflow.
 
     python jobs/train_promptmm.py [--config conf/default.yaml] [dotted.key=value ...]
     ray job submit --working-dir . -- python jobs/train_promptmm.py --config conf/default.yaml
 
-In this release the model is the ID-only LightGCN (PromptMM's student) trained with BPR; the
-PromptMM teacher and distillation stages slot in before and around it.
+``model.name: promptmm`` trains PromptMM's teacher (stage 1) and then distils the LightGCN student
+(stage 2), two Ray Train runs under one parent MLflow run; ``teacher.checkpoint=<path or URI>``
+starts at stage 2 from a saved teacher. ``model.name: lightgcn`` trains the student alone (BPR).
 """
 
 import argparse
@@ -14,11 +15,14 @@ import time
 
 import ray
 import ray.data
+import yaml
 
 from raymm.config import load_config
 from raymm.data.prepare import prepare_dataset
-from raymm.tracking import Tracker, learning_curve_png, ui_command, write_json
-from raymm.train.run import run_name_for, run_training, storage_path_for
+from raymm.pipeline import (efficiency_report, flat_report, format_report, load_teacher_payload, run_dir_for,
+                            run_stage)
+from raymm.tracking import Tracker, ui_command, write_json
+from raymm.train.run import build_shared, run_name_for
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
@@ -28,60 +32,73 @@ args = parser.parse_args()
 # 1. Config and output directory.
 cfg = load_config(args.config, args.overrides)
 run_name = run_name_for(cfg)
-run_dir = os.path.join(os.path.abspath(cfg.output.dir), "runs", run_name)
-os.makedirs(run_dir, exist_ok=True)
+run_dir = run_dir_for(cfg, run_name)
 
-# 2. Data (validated on load; the synthetic default is generated once and cached).
+# 2. Data (validated on load; the synthetic default is generated once and cached), graph, features.
 dataset = prepare_dataset(cfg)
 print(f"[raymm] dataset {dataset.uri}: {dataset.num_users} users, {dataset.num_items} items, "
-      f"splits {dataset.manifest.split_counts}", flush=True)
+      f"splits {dataset.manifest.split_counts}, modalities {sorted(dataset.manifest.modalities)}", flush=True)
+shared = build_shared(dataset, cfg)
+teacher_payload = None
+if cfg.model.name == "promptmm" and cfg.teacher.checkpoint:  # checked against the dataset before anything runs
+    teacher_payload = load_teacher_payload(cfg.teacher.checkpoint, shared, cfg.mlflow.tracking_uri)
 
-# 3. Tracking (fails here, before any training, if the store is unreachable).
+# 3. Tracking: a parent run for the job (fails here, before training, if the store is unreachable).
 tracker = Tracker(cfg, run_name)
 print(f"[raymm] MLflow run {tracker.run_id}{' (resumed)' if tracker.resumed else ''} at {tracker.uri}", flush=True)
+with open(os.path.join(run_dir, "config.yaml"), "w") as f:
+    yaml.safe_dump(cfg.model_dump(), f, sort_keys=False)
+tracker.log_artifact(os.path.join(run_dir, "config.yaml"))
 
 # 4. Train on Ray: the cluster of `ray job submit` (RAY_ADDRESS), else a new local one.
 ray.init(address=os.environ.get("RAY_ADDRESS") or "local")
 ray.data.DataContext.get_current().enable_progress_bars = False
 started = time.time()
+teacher = None
 try:
-    outcome = run_training(cfg, dataset, storage_path_for(cfg), run_name, log_fn=tracker.epoch_logger())
+    if cfg.model.name == "promptmm":
+        if teacher_payload is None:
+            teacher = run_stage(cfg, dataset, shared, "teacher", tracker.child("teacher", run_name), run_name)
+            teacher_payload = teacher.best_model
+        shared.teacher = teacher_payload
+        student = run_stage(cfg, dataset, shared, "student", tracker.child("student", run_name), run_name)
+    else:
+        student = run_stage(cfg, dataset, shared, "lightgcn", tracker, run_name)
 except BaseException:
     tracker.finish("FAILED")
     raise
-state = outcome.state
 
-# 5. Results: metrics at the best validation epoch, curve, config, model.
+# 5. Results: the student's metrics at its best validation epoch, efficiency, the served model.
+report = efficiency_report(cfg, shared, teacher, student, teacher_payload)
+print(format_report(report), flush=True)
 results = {
-    "run_name": run_name, "mlflow_run_id": tracker.run_id, "tracking_uri": tracker.uri,
-    "dataset": dataset.uri, "best_epoch": state.best_epoch + 1, "epochs_run": state.next_epoch,
-    "stopped_early": state.stopped_early, "val": state.best_val, "test": state.best_test,
-    "train_seconds": time.time() - started, "checkpoint": outcome.checkpoint_path,
+    "run_name": run_name, "mlflow_run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset": dataset.uri,
+    "model": cfg.model.name, "best_epoch": student.state.best_epoch + 1, "epochs_run": student.state.next_epoch,
+    "stopped_early": student.state.stopped_early, "val": student.state.best_val, "test": student.state.best_test,
+    "train_seconds": time.time() - started, "checkpoint": student.checkpoint_path, "efficiency": report,
 }
-tracker.log_metrics(state.best_val, prefix="best_val_")
-if state.best_test:
-    tracker.log_metrics(state.best_test, prefix="test_")
-tracker.log_metrics({"best_epoch": state.best_epoch + 1})
+if teacher is not None:
+    results["teacher"] = {"val": teacher.state.best_val, "test": teacher.state.best_test,
+                          "best_epoch": teacher.state.best_epoch + 1, "checkpoint": teacher.checkpoint_path,
+                          "mlflow_run_id": teacher.mlflow_run_id}
+if cfg.model.name == "promptmm":
+    tracker.log_metrics(student.state.best_val, prefix="best_val_")
+    if student.state.best_test:
+        tracker.log_metrics(student.state.best_test, prefix="test_")
+tracker.log_metrics(flat_report(report))
 metrics_path = write_json(results, os.path.join(run_dir, "metrics.json"))
-tracker.log_artifact(metrics_path)
-tracker.log_artifact(learning_curve_png(state.history, os.path.join(run_dir, "learning_curve.png"), cfg.eval.select_metric))
-config_path = os.path.join(run_dir, "config.yaml")
-with open(config_path, "w") as f:
-    import yaml
-
-    yaml.safe_dump(cfg.model_dump(), f, sort_keys=False)
-tracker.log_artifact(config_path)
 if cfg.mlflow.log_model:
     from raymm.models.lightgcn import LightGCN
 
-    model = LightGCN(**outcome.best_model["hparams"])
-    model.load_state_dict(outcome.best_model["state_dict"])
+    model = LightGCN(**student.best_model["hparams"])
+    model.load_state_dict(student.best_model["state_dict"])
     results["model_uri"] = tracker.log_model(model)
     write_json(results, metrics_path)
+tracker.log_artifact(metrics_path)
 tracker.finish()
 
 print(f"[raymm] best epoch {results['best_epoch']}: val {cfg.eval.select_metric}="
-      f"{state.best_val.get(cfg.eval.select_metric, float('nan')):.4f}")
+      f"{student.state.best_val.get(cfg.eval.select_metric, float('nan')):.4f}")
 print(f"[raymm] metrics: {metrics_path}")
 print(f"[raymm] MLflow run id: {tracker.run_id}; see it with: {ui_command(tracker.uri)}")
 sys.stdout.flush()

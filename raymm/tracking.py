@@ -52,7 +52,7 @@ class EpochLogger:
 class Tracker:
     """The MLflow run of one job."""
 
-    def __init__(self, cfg: Config, run_name: str):
+    def __init__(self, cfg: Config, run_name: str, parent: "Tracker | None" = None):
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -76,12 +76,20 @@ class Tracker:
             self.client.update_run(self.run_id, status="RUNNING")
             self.resumed = True
         else:
-            run = self.client.create_run(exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name})
+            tags = {RUN_NAME_TAG: run_name}
+            if parent is not None:
+                tags["mlflow.parentRunId"] = parent.run_id
+            run = self.client.create_run(exp_id, run_name=run_name, tags=tags)
             self.run_id = run.info.run_id
             self.resumed = False
             for key, value in flatten(cfg).items():
                 self.client.log_param(self.run_id, key, json.dumps(value) if isinstance(value, (list, dict)) else value)
         self._mlflow = mlflow
+        self.cfg = cfg
+
+    def child(self, name: str, run_name: str) -> "Tracker":
+        """A child run (``mlflow.parentRunId``) of this run, e.g. one per training stage."""
+        return Tracker(self.cfg, f"{run_name}/{name}", parent=self)
 
     def epoch_logger(self) -> EpochLogger:
         return EpochLogger(self.uri, self.run_id)

@@ -1,0 +1,163 @@
+"""Stages of a training job, each one Ray Train run with its own early stopping, checkpoints and
+MLflow run, resumable and skippable once done.
+
+A finished stage writes ``<output.dir>/runs/<run_name>/<stage>.done.json`` (its checkpoint and
+MLflow run); relaunching the job skips finished stages and resumes an interrupted one from its
+latest checkpoint (Ray Train restores ``ray_results/<run_name>-<stage>``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+from raymm.config import Config
+from raymm.data.store import Dataset
+from raymm.efficiency import count_parameters, serving_latency
+from raymm.models.lightgcn import LightGCN
+from raymm.tracking import Tracker, learning_curve_png, write_json
+from raymm.train.run import run_training, storage_path_for
+from raymm.train.state import BEST_FILE, TrainState, load_checkpoint
+from raymm.train.tasks import SharedData, build_teacher, normalization
+
+
+@dataclass
+class StageResult:
+    stage: str
+    state: TrainState
+    best_model: dict
+    checkpoint_path: str
+    mlflow_run_id: str
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return statistics.mean(h["epoch_seconds"] for h in self.state.history) if self.state.history else float("nan")
+
+
+def run_dir_for(cfg: Config, run_name: str) -> str:
+    path = os.path.join(os.path.abspath(cfg.output.dir), "runs", run_name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, tracker: Tracker, run_name: str
+              ) -> StageResult:
+    """Train ``stage`` (``lightgcn``, ``teacher`` or ``student``), or return its earlier result."""
+    run_dir = run_dir_for(cfg, run_name)
+    marker = os.path.join(run_dir, f"{stage}.done.json")
+    if os.path.exists(marker):
+        done = json.loads(open(marker).read())
+        if os.path.isdir(done["checkpoint"]):
+            print(f"[raymm] {stage}: already trained ({done['checkpoint']}), not retrained", flush=True)
+            state, _, _, best = load_checkpoint(done["checkpoint"])
+            return StageResult(stage, state, best, done["checkpoint"], done["mlflow_run_id"])
+    outcome = run_training(cfg, dataset, storage_path_for(cfg), f"{run_name}-{stage}", log_fn=tracker.epoch_logger(),
+                           shared=shared, task=stage)
+    state = outcome.state
+    tracker.log_metrics(state.best_val, prefix="best_val_")
+    if state.best_test:
+        tracker.log_metrics(state.best_test, prefix="test_")
+    tracker.log_metrics({"best_epoch": state.best_epoch + 1, "epochs_run": state.next_epoch})
+    tracker.log_artifact(learning_curve_png(state.history, os.path.join(run_dir, f"{stage}_learning_curve.png"),
+                                            cfg.eval.select_metric))
+    best_copy = os.path.join(run_dir, f"{stage}_{BEST_FILE}")
+    shutil.copyfile(os.path.join(outcome.checkpoint_path, BEST_FILE), best_copy)
+    tracker.log_artifact(best_copy)
+    write_json({"checkpoint": outcome.checkpoint_path, "mlflow_run_id": tracker.run_id}, marker)
+    return StageResult(stage, state, outcome.best_model, outcome.checkpoint_path, tracker.run_id)
+
+
+def load_teacher_payload(ref: str, shared: SharedData, tracking_uri: str | None = None) -> dict:
+    """A saved teacher (checkpoint dir, ``best_model.pt`` file, or an MLflow artifact URI such as
+    ``runs:/<run id>/teacher_best_model.pt``), checked against the dataset."""
+    path = ref
+    if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:")) or "://" in ref and not ref.startswith("file://"):
+        import mlflow.artifacts
+
+        path = mlflow.artifacts.download_artifacts(artifact_uri=ref, tracking_uri=tracking_uri)
+    path = path[len("file://"):] if path.startswith("file://") else path
+    if os.path.isdir(path):
+        path = os.path.join(path, BEST_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"teacher checkpoint {ref} not found (expected a checkpoint directory, {BEST_FILE} "
+                                "or an MLflow artifact URI)")
+    payload = torch.load(path, map_location="cpu")
+    if not isinstance(payload, dict) or payload.get("kind") != "promptmm_teacher":
+        raise ValueError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind') if isinstance(payload, dict) else None})")
+    h = payload["hparams"]
+    g = shared.graph
+    dims = {m: int(x.shape[1]) for m, x in shared.features.items()}
+    problems = []
+    if (h["num_users"], h["num_items"]) != (g.num_users, g.num_items):
+        problems.append(f"{h['num_users']} users / {h['num_items']} items vs the dataset's {g.num_users} / {g.num_items}")
+    if h["feature_dims"] != dims:
+        problems.append(f"modalities {h['feature_dims']} vs the dataset's {dims}")
+    if problems:
+        raise ValueError(f"teacher checkpoint {ref} does not match the dataset: " + "; ".join(problems))
+    return payload
+
+
+def teacher_config(cfg: Config, payload: dict) -> Config:
+    """The config the teacher was trained with (prompt, teacher sections), for rebuilding it."""
+    saved = payload.get("config") or {}
+    merged = cfg.model_dump()
+    for key in ("prompt", "teacher", "parity"):
+        if key in saved:
+            merged[key] = saved[key]
+    merged["model"]["embedding_dim"] = payload["hparams"]["dim"]
+    return Config.model_validate(merged)
+
+
+def efficiency_report(cfg: Config, shared: SharedData, teacher: StageResult | None, student: StageResult,
+                      teacher_payload: dict | None) -> dict:
+    """Parameter counts, s/epoch and serving latency of the teacher and the student (CPU, this process)."""
+    graph = shared.graph
+    adj = graph.normalized_adjacency("cpu", normalization(cfg))
+    report = {}
+    if teacher_payload is not None:
+        t = build_teacher(teacher_config(cfg, teacher_payload), shared)
+        t.load_state_dict(teacher_payload["state_dict"])
+        report["teacher"] = {"parameters": count_parameters(t, exclude_prefix="prompt."),
+                             "prompt_parameters": count_parameters(t.prompt) if t.prompt is not None else 0,
+                             "seconds_per_epoch": teacher.seconds_per_epoch if teacher else None,
+                             "latency": serving_latency(t, adj, graph)}
+    s = LightGCN(**student.best_model["hparams"])
+    s.load_state_dict(student.best_model["state_dict"])
+    report["student"] = {"parameters": count_parameters(s), "seconds_per_epoch": student.seconds_per_epoch,
+                         "latency": serving_latency(s, adj, graph)}
+    return report
+
+
+def format_report(report: dict) -> str:
+    users = report["student"]["latency"]["users"]
+    lines = [f"[raymm] efficiency (top-20 over all items for {users} users, median of 5, this process's CPU):"]
+    for role in ("teacher", "student"):
+        r = report.get(role)
+        if not r:
+            continue
+        params = f"{r['parameters']:,} parameters"
+        if r.get("prompt_parameters"):
+            params += f" (+ {r['prompt_parameters']:,} prompt)"
+        epoch = "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f} s/epoch"
+        lat = r["latency"]
+        lines.append(f"  {role}: {params}; training {epoch}; serving from weights "
+                     f"{lat['from_weights_s'] * 1000:.1f} ms, from embedding tables {lat['from_tables_s'] * 1000:.1f} ms")
+    return "\n".join(lines)
+
+
+def flat_report(report: dict) -> dict[str, float]:
+    out = {}
+    for role, r in report.items():
+        out[f"{role}_parameters"] = r["parameters"]
+        if r.get("prompt_parameters"):
+            out["prompt_parameters"] = r["prompt_parameters"]
+        if r["seconds_per_epoch"] is not None:
+            out[f"{role}_seconds_per_epoch"] = r["seconds_per_epoch"]
+        out[f"{role}_serving_from_weights_ms"] = r["latency"]["from_weights_s"] * 1000
+        out[f"{role}_serving_from_tables_ms"] = r["latency"]["from_tables_s"] * 1000
+    return out
