@@ -65,6 +65,58 @@ def test_failure_config_restarts_worker_group(ray_local, tmp_path):
     assert [h["epoch"] for h in outcome.state.history] == [0, 1, 2]
 
 
+def _run_job(tmp_path, *args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "jobs/train_promptmm.py", "--config", "conf/default.yaml", *TINY, f"output.dir={tmp_path}", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _results(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith("[raymm] metrics: ")][-1]
+    return json.loads(Path(line.split(": ", 1)[1]).read_text())
+
+
+def test_promptmm_two_stage_job_and_stage2_from_saved_teacher(tmp_path):
+    """Teacher then student in one job (parent + child MLflow runs), then stage 2 alone from the
+    saved teacher, then a teacher that does not match the dataset is refused before training."""
+    proc = _run_job(tmp_path, "model.name=promptmm", "teacher.epochs=2", "train.epochs=2", "prompt.size=4",
+                    "output.run_name=two-stage")
+    out = proc.stdout + proc.stderr
+    results = _results(proc)
+    assert "[raymm] teacher epoch 2/2" in out and "[raymm] student epoch 2/2" in out
+    assert results["teacher"]["val"]["recall@20"] > 0 and results["val"]["recall@20"] > 0.2
+    eff = results["efficiency"]
+    assert eff["teacher"]["parameters"] > 0 and eff["teacher"]["prompt_parameters"] > 0
+    assert eff["student"]["latency"]["users"] == 200 and eff["student"]["latency"]["from_tables_s"] > 0
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(results["tracking_uri"])
+    parent = client.get_run(results["mlflow_run_id"])
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.info.run_name for c in children) == ["two-stage/student", "two-stage/teacher"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert "teacher_parameters" in parent.data.metrics and "best_val_recall_at_20" in parent.data.metrics
+    teacher_file = Path(tmp_path, "runs", "two-stage", "teacher_best_model.pt")
+    assert teacher_file.exists() and Path(tmp_path, "runs", "two-stage", "student_best_model.pt").exists()
+
+    # Stage 2 alone, from the saved teacher (no stage-1 training).
+    proc = _run_job(tmp_path, "model.name=promptmm", "train.epochs=2", "prompt.size=4",
+                    f"teacher.checkpoint={teacher_file}", "output.run_name=from-teacher")
+    out = proc.stdout + proc.stderr
+    results2 = _results(proc)
+    assert "teacher epoch" not in out and "[raymm] student epoch 2/2" in out
+    assert "teacher" not in results2 and results2["val"]["recall@20"] > 0.2
+
+    # A teacher trained on other data is refused before anything trains.
+    proc = _run_job(tmp_path, "model.name=promptmm", "prompt.size=4", "data.synthetic.num_items=120",
+                    f"teacher.checkpoint={teacher_file}", "output.run_name=mismatch")
+    assert proc.returncode != 0 and "does not match the dataset" in proc.stderr
+    assert "student epoch" not in proc.stdout + proc.stderr
+
+
 def test_train_job_end_to_end(tmp_path):
     """jobs/train_promptmm.py in a fresh process (its own local Ray), then jobs/evaluate.py."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -73,7 +125,7 @@ def test_train_job_end_to_end(tmp_path):
            f"output.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[raymm] epoch 3/3" in proc.stdout + proc.stderr
+    assert "[raymm] lightgcn epoch 3/3" in proc.stdout + proc.stderr
     metrics_line = [l for l in proc.stdout.splitlines() if l.startswith("[raymm] metrics: ")][-1]
     results = json.loads(Path(metrics_line.split(": ", 1)[1]).read_text())
     assert results["val"]["recall@20"] > 0.3 and "ndcg@20" in results["test"]
@@ -87,7 +139,7 @@ def test_train_job_end_to_end(tmp_path):
     assert run.data.metrics["best_val_recall_at_20"] == pytest.approx(results["val"]["recall@20"])
     assert len(client.get_metric_history(run.info.run_id, "val_recall_at_20")) == 3
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"metrics.json", "learning_curve.png", "config.yaml"} <= artifacts
+    assert {"metrics.json", "lightgcn_learning_curve.png", "lightgcn_best_model.pt", "config.yaml"} <= artifacts
 
     ev = subprocess.run([sys.executable, "jobs/evaluate.py", "--model", results["model_uri"], "--tracking-uri",
                          results["tracking_uri"], "--data", results["dataset"], "--split", "val"],

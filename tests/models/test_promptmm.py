@@ -1,0 +1,133 @@
+"""PromptMM teacher, prompt and stage-2 gradient flow, on tiny synthetic graphs."""
+
+import numpy as np
+import pytest
+import torch
+
+from raymm.config import build_config
+from raymm.graph import TrainGraph
+from raymm.models.prompt import SoftPrompt, hard_tokens, pca
+from raymm.sampling import NegativeSampler, NeighbourSampler
+from raymm.train.tasks import DistillTask, SharedData, TeacherTask
+
+
+def _shared(num_modalities, users=40, items=30, seed=0):
+    rng = np.random.default_rng(seed)
+    key = np.unique(rng.integers(0, users, 500) * items + rng.integers(0, items, 500))
+    graph = TrainGraph.from_interactions(key // items, key % items, users, items)
+    feats = {f"m{j}": rng.normal(size=(items, 6 + j)).astype(np.float32) for j in range(num_modalities)}
+    return SharedData(graph, None, None, feats, hard_tokens(feats, graph, 4))
+
+
+def _cfg(*extra):
+    return build_config({}, ["model.name=promptmm", "model.embedding_dim=8", "prompt.size=4", "train.fanouts=[4,4]",
+                             "teacher.dropout=0.0", "prompt.dropout=0.0", *extra])
+
+
+def _batch(task, shared, seed=0):
+    g = shared.graph
+    indptr, items = g.user_items()
+    users = np.repeat(np.arange(g.num_users), np.diff(indptr))
+    idx = np.random.default_rng(seed).choice(len(users), 32)
+    return task.make_batch(users[idx], items[idx], NegativeSampler(g, seed), NeighbourSampler(g, task.cfg.train.fanouts))
+
+
+def test_pca_is_deterministic_and_ordered():
+    x = np.random.default_rng(0).normal(size=(50, 6)) * np.array([5, 1, 3, 0.1, 0.2, 2])
+    a, b = pca(x, 3), pca(x.copy(), 3)
+    assert np.array_equal(a, b)
+    assert a.var(0)[0] > a.var(0)[1] > a.var(0)[2]
+    with pytest.raises(ValueError, match="exceeds the feature dimension"):
+        pca(x, 7)
+
+
+def test_user_hard_tokens_are_means_of_their_items():
+    shared = _shared(2)
+    h_user, h_item = shared.hard_tokens
+    indptr, items = shared.graph.user_items()
+    u = int(np.argmax(np.diff(indptr)))
+    assert np.allclose(h_user[u], h_item[items[indptr[u]:indptr[u + 1]]].mean(0), atol=1e-6)
+
+
+@pytest.mark.parametrize("num_modalities", [1, 3])
+def test_teacher_runs_with_any_number_of_modalities(num_modalities):
+    shared = _shared(num_modalities)
+    task = TeacherTask(_cfg(), shared)
+    loss, parts = task.loss(task.module, _batch(task, shared))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert {f"bpr_m{j}" for j in range(num_modalities)} <= set(parts)
+    assert all(p.grad is not None for n, p in task.module.named_parameters())
+
+
+def test_full_fanout_sampled_teacher_equals_full_graph_teacher():
+    shared = _shared(2)
+    task = TeacherTask(_cfg("train.fanouts=[-1,-1]"), shared)
+    teacher = task.module.eval()
+    batch = _batch(task, shared)
+    out = teacher(batch)
+    emb, modal = teacher.full(shared.graph.normalized_adjacency())
+    assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
+    for m in modal:
+        assert torch.allclose(out.modal[m], modal[m][batch.seeds], atol=1e-5)
+
+
+def test_stage2_gradient_reaches_prompt_not_teacher():
+    shared = _shared(2)
+    shared.teacher = TeacherTask(_cfg(), shared).payload()
+    task = DistillTask(_cfg(), shared)
+    before = {n: p.detach().clone() for n, p in task.module.teacher.named_parameters()}
+    opt = task.optimizer(list(task.module.parameters()))
+    task.module.train()
+    assert not task.module.teacher.training  # targets come from the teacher in eval mode
+    loss, parts = task.loss(task.module, _batch(task, shared))
+    opt.zero_grad()
+    loss.backward()
+    grads = {n: p.grad for n, p in task.module.teacher.named_parameters()}
+    assert grads["prompt.item.weight"] is not None and grads["prompt.item.weight"].abs().sum() > 0
+    assert grads["prompt.user.weight"] is not None and grads["prompt.user.weight"].abs().sum() > 0
+    assert all(g is None for n, g in grads.items() if not n.startswith("prompt."))
+    assert task.module.student.embedding.weight.grad.abs().sum() > 0
+    opt.step()
+    after = dict(task.module.teacher.named_parameters())
+    assert not torch.equal(before["prompt.item.weight"], after["prompt.item.weight"])
+    assert all(torch.equal(before[n], after[n]) for n in before if not n.startswith("prompt."))
+    assert {"kd_pair", "kd_list", "kd_emb"} <= set(parts)
+
+
+def test_parity_mode_freezes_prompt_and_keeps_teacher_dropout():
+    shared = _shared(2)
+    shared.teacher = TeacherTask(_cfg(), shared).payload()
+    task = DistillTask(_cfg("parity=true"), shared)
+    task.module.train()
+    assert task.module.teacher.training
+    loss, _ = task.loss(task.module, _batch(task, shared))
+    loss.backward()
+    assert all(p.grad is None for p in task.module.teacher.parameters())
+
+
+@pytest.mark.parametrize("off", ["distill.pair_weight=0", "distill.list_weight=0", "distill.emb_weight=0"])
+def test_each_kd_term_can_be_switched_off(off):
+    shared = _shared(1)
+    shared.teacher = TeacherTask(_cfg(), shared).payload()
+    task = DistillTask(_cfg(off), shared)
+    _, parts = task.loss(task.module, _batch(task, shared))
+    term = {"pair": "kd_pair", "list": "kd_list", "emb": "kd_emb"}[off.split(".")[1].split("_")[0]]
+    assert term not in parts and len({"kd_pair", "kd_list", "kd_emb"} & set(parts)) == 2
+
+
+def test_without_prompt_ablation():
+    shared = _shared(2)
+    task = TeacherTask(_cfg("prompt.enabled=false"), shared)
+    assert task.module.prompt is None
+    loss, parts = task.loss(task.module, _batch(task, shared))
+    assert "prompt_bpr" not in parts and torch.isfinite(loss)
+
+
+def test_soft_prompt_node_ids():
+    prompt = SoftPrompt(torch.randn(3, 2), torch.randn(4, 2), dim=5)
+    ids = torch.tensor([0, 2, 3, 6])
+    out = prompt(ids)
+    assert out.shape == (4, 5)
+    assert torch.allclose(out[1], prompt.users(torch.tensor([2]))[0])
+    assert torch.allclose(out[3], prompt.items(torch.tensor([3]))[0])
