@@ -58,12 +58,12 @@ teacher = None
 try:
     if cfg.model.name == "promptmm":
         if teacher_payload is None:
-            teacher = run_stage(cfg, dataset, shared, "teacher", tracker.child("teacher", run_name), run_name)
+            teacher = run_stage(cfg, dataset, shared, "teacher", tracker, run_name)
             teacher_payload = teacher.best_model
         shared.teacher = teacher_payload
-        student = run_stage(cfg, dataset, shared, "student", tracker.child("student", run_name), run_name)
+        student = run_stage(cfg, dataset, shared, "student", tracker, run_name)
     else:
-        student = run_stage(cfg, dataset, shared, "lightgcn", tracker, run_name)
+        student = run_stage(cfg, dataset, shared, "lightgcn", tracker, run_name, child_run=False)
 except BaseException:
     tracker.finish("FAILED")
     raise

@@ -45,9 +45,13 @@ def run_dir_for(cfg: Config, run_name: str) -> str:
     return path
 
 
-def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, tracker: Tracker, run_name: str
-              ) -> StageResult:
-    """Train ``stage`` (``lightgcn``, ``teacher`` or ``student``), or return its earlier result."""
+def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, parent: Tracker, run_name: str,
+              child_run: bool = True) -> StageResult:
+    """Train ``stage`` (``lightgcn``, ``teacher`` or ``student``), or return its earlier result.
+
+    With ``child_run`` the stage logs to its own MLflow child run of ``parent`` (finished or marked
+    failed here); otherwise straight into ``parent``.
+    """
     run_dir = run_dir_for(cfg, run_name)
     marker = os.path.join(run_dir, f"{stage}.done.json")
     if os.path.exists(marker):
@@ -56,6 +60,20 @@ def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, tra
             print(f"[raymm] {stage}: already trained ({done['checkpoint']}), not retrained", flush=True)
             state, _, _, best = load_checkpoint(done["checkpoint"])
             return StageResult(stage, state, best, done["checkpoint"], done["mlflow_run_id"])
+    tracker = parent.child(stage, run_name) if child_run else parent
+    try:
+        result = _train_stage(cfg, dataset, shared, stage, tracker, run_name, run_dir)
+    except BaseException:
+        if child_run:
+            tracker.finish("FAILED")
+        raise
+    if child_run:
+        tracker.finish()
+    write_json({"checkpoint": result.checkpoint_path, "mlflow_run_id": tracker.run_id}, marker)
+    return result
+
+
+def _train_stage(cfg, dataset, shared, stage, tracker: Tracker, run_name: str, run_dir: str) -> StageResult:
     outcome = run_training(cfg, dataset, storage_path_for(cfg), f"{run_name}-{stage}", log_fn=tracker.epoch_logger(),
                            shared=shared, task=stage)
     state = outcome.state
@@ -68,7 +86,6 @@ def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, tra
     best_copy = os.path.join(run_dir, f"{stage}_{BEST_FILE}")
     shutil.copyfile(os.path.join(outcome.checkpoint_path, BEST_FILE), best_copy)
     tracker.log_artifact(best_copy)
-    write_json({"checkpoint": outcome.checkpoint_path, "mlflow_run_id": tracker.run_id}, marker)
     return StageResult(stage, state, outcome.best_model, outcome.checkpoint_path, tracker.run_id)
 
 
