@@ -185,7 +185,6 @@ class OutputConfig(_Section):
 
 
 class Config(_Section):
-    seed: int = 0
     parity: bool = False  # reproduce the public PromptMM code's loss forms and quirks (docs/promptmm.md)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

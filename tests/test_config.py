@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from raymm.config import ConfigError, build_config, load_config
@@ -9,9 +11,14 @@ def test_defaults_and_overrides():
     assert cfg.data.synthetic.num_users == 10
 
 
-def test_default_yaml_is_valid():
-    cfg = load_config("conf/default.yaml")
-    assert cfg.model.name == "lightgcn"
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("conf").glob("*.yaml")))
+def test_every_shipped_config_is_valid(path):
+    assert load_config(path).model.name in ("lightgcn", "promptmm")
+
+
+def test_promptmm_needs_two_sampled_layers():
+    with pytest.raises(ConfigError, match="fanouts"):
+        build_config({}, ["model.name=promptmm", "train.fanouts=[5]", "model.num_layers=1", "teacher.num_layers=1"])
 
 
 @pytest.mark.parametrize("tree, key", [

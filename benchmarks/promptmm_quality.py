@@ -1,0 +1,97 @@
+"""PromptMM quality bars: runs the real job (``jobs/train_promptmm.py``, 2 Ray workers) for each
+variant and prints validation Recall@20 / NDCG@20 tables. Selection is on validation only.
+
+    .venv/bin/python benchmarks/promptmm_quality.py synthetic          # 3 seeds: LightGCN, teacher, student
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok             # LightGCN, teacher, student (paper, parity)
+    .venv/bin/python benchmarks/promptmm_quality.py ablation           # tiktok: full, w/o prompt, w/o each KD term, w/o re-weighting
+
+tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
+datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
+reused when the script is run again (same run name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "outputs" / "quality"
+
+
+def run(name: str, config: str, *overrides: str) -> dict:
+    metrics = OUT / "runs" / name / "metrics.json"
+    if not metrics.exists():
+        cmd = [sys.executable, "jobs/train_promptmm.py", "--config", config, f"output.dir={OUT}",
+               f"output.run_name={name}", "mlflow.log_model=false", *overrides]
+        print("$ " + " ".join(cmd[1:]), flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout[-4000:])
+            raise SystemExit(f"run {name} failed")
+    return json.loads(metrics.read_text())
+
+
+def teacher_of(result: dict) -> str:
+    return str(OUT / "runs" / result["run_name"] / "teacher_best_model.pt")
+
+
+def fmt(m: dict | None) -> str:
+    return "-" if not m else f"{m['recall@20']:.4f} / {m['ndcg@20']:.4f}"
+
+
+def synthetic() -> None:
+    rows = []
+    for seed in (0, 1, 2):
+        base = run(f"syn-lightgcn-s{seed}", "conf/promptmm.yaml", "model.name=lightgcn", f"train.seed={seed}")
+        pm = run(f"syn-promptmm-s{seed}", "conf/promptmm.yaml", f"train.seed={seed}")
+        rows.append((seed, base["val"], pm["teacher"]["val"], pm["val"]))
+    print("\n| seed | LightGCN (no KD) | PromptMM teacher | distilled student |")
+    print("|---|---|---|---|")
+    for seed, b, t, s in rows:
+        print(f"| {seed} | {fmt(b)} | {fmt(t)} | {fmt(s)} |")
+    print("(validation Recall@20 / NDCG@20)")
+    wins_t = sum(t["recall@20"] > b["recall@20"] for _, b, t, _ in rows)
+    wins_s = sum(s["recall@20"] > b["recall@20"] for _, b, _, s in rows)
+    print(f"teacher > LightGCN on {wins_t}/3 seeds; distilled student > LightGCN on {wins_s}/3 seeds")
+
+
+def tiktok() -> None:
+    base = run("tiktok-lightgcn", "conf/promptmm_tiktok.yaml", "model.name=lightgcn")
+    paper = run("tiktok-promptmm", "conf/promptmm_tiktok.yaml")
+    parity = run("tiktok-promptmm-parity", "conf/promptmm_tiktok_parity.yaml")
+    print("\n| model | val Recall@20 | val NDCG@20 |")
+    print("|---|---|---|")
+    for name, m in (("LightGCN alone", base["val"]), ("PromptMM teacher (paper)", paper["teacher"]["val"]),
+                    ("distilled student (paper)", paper["val"]), ("PromptMM teacher (parity)", parity["teacher"]["val"]),
+                    ("distilled student (parity)", parity["val"])):
+        print(f"| {name} | {m['recall@20']:.4f} | {m['ndcg@20']:.4f} |")
+    eff = paper["efficiency"]
+    print("\nefficiency (paper run):", json.dumps(eff, indent=1))
+
+
+def ablation() -> None:
+    full = run("tiktok-promptmm", "conf/promptmm_tiktok.yaml")
+    teacher = f"teacher.checkpoint={teacher_of(full)}"
+    variants = [("full", full),
+                ("w/o prompt", run("tiktok-abl-noprompt", "conf/promptmm_tiktok.yaml", "prompt.enabled=false"))]
+    for label, name, override in (("w/o pairwise KD", "nopair", "distill.pair_weight=0"),
+                                  ("w/o list-wise KD", "nolist", "distill.list_weight=0"),
+                                  ("w/o embedding KD", "noemb", "distill.emb_weight=0"),
+                                  ("w/o re-weighting", "noreweight", "distill.reweight=false")):
+        variants.append((label, run(f"tiktok-abl-{name}", "conf/promptmm_tiktok.yaml", teacher, override)))
+    print("\n| variant (student) | val Recall@20 | val NDCG@20 |")
+    print("|---|---|---|")
+    for label, r in variants:
+        print(f"| {label} | {r['val']['recall@20']:.4f} | {r['val']['ndcg@20']:.4f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation"])
+    {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[parser.parse_args().suite]()
