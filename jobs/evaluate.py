@@ -1,7 +1,8 @@
 """Evaluate a saved model on any split of any dataset (full ranking over all items, training items
 masked). The last line of output is the metrics as one JSON object.
 
-    python jobs/evaluate.py --model outputs/runs/<run>/... --data datasets/tiktok --split val
+    python jobs/evaluate.py --model outputs/runs/<run>/student_best_model.pt --data datasets/tiktok --split val
+    python jobs/evaluate.py --model outputs/runs/<run>/teacher_best_model.pt --data datasets/tiktok --split val
     python jobs/evaluate.py --model runs:/<mlflow run id>/model --tracking-uri sqlite:///outputs/mlflow.db \
         --data ../shared/data/tiktok --split val
 
@@ -40,15 +41,15 @@ splits = dataset.read_interactions()
 if len(splits[args.split][0]) == 0:
     raise SystemExit(f"error: {args.data} has no '{args.split}' interactions")
 
-# 2. Model, checked against the dataset.
-model = load_model(args.model, args.tracking_uri)
+# 2. Model (student or teacher), checked against the dataset.
+model = load_model(args.model, args.tracking_uri, features=dataset.read_all_features())
 if (model.num_users, model.num_items) != (dataset.num_users, dataset.num_items):
     raise SystemExit(f"error: model {args.model} has {model.num_users} users / {model.num_items} items, "
                      f"dataset {args.data} has {dataset.num_users} / {dataset.num_items}")
 
 # 3. Full-graph embeddings and full-ranking metrics.
 graph = TrainGraph.from_interactions(*splits["train"], dataset.num_users, dataset.num_items)
-users, items = model.full_embeddings(graph.normalized_adjacency())
+users, items = model.full_embeddings(graph.normalized_adjacency(normalization=model.normalization))
 split = EvalSplit.from_interactions(*splits[args.split])
 metrics = finalize(metric_sums(users, items, split, graph, ks), ks)
 metrics.update({"split": args.split, "num_users": int(len(split.users)), "model": args.model, "data": args.data})

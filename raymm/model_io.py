@@ -1,18 +1,38 @@
-"""Loading saved models: a training checkpoint directory, a ``best_model.pt`` file, or an MLflow
-model URI (``runs:/<id>/model``, ``models:/<name>@<alias>``)."""
+"""Loading saved models: a training checkpoint directory, a ``best_model.pt`` file (student, LightGCN
+or PromptMM teacher), or an MLflow model URI (``runs:/<id>/model``, ``models:/<name>@<alias>``)."""
 
 from __future__ import annotations
 
 import os
 
 import torch
+from torch import nn
 
 from raymm.models.lightgcn import LightGCN
+from raymm.models.promptmm import PromptMMTeacher
 from raymm.train.state import BEST_FILE
 
 
-def load_model(ref: str, tracking_uri: str | None = None) -> LightGCN:
-    """The model behind ``ref``, on the CPU, in eval mode."""
+def load_payload(path: str) -> dict:
+    """A saved ``best_model.pt`` payload (``kind``, ``hparams``, ``state_dict`` ...)."""
+    path = path[len("file://"):] if path.startswith("file://") else path
+    if os.path.isdir(path):
+        path = os.path.join(path, BEST_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no saved model at {path} (expected a checkpoint directory, {BEST_FILE}, "
+                                "or an MLflow model URI)")
+    saved = torch.load(path, map_location="cpu")
+    if not isinstance(saved, dict) or "hparams" not in saved or "state_dict" not in saved:
+        raise ValueError(f"{path} is not a raymm model file (missing 'hparams'/'state_dict')")
+    return saved
+
+
+def load_model(ref: str, tracking_uri: str | None = None, features: dict | None = None) -> nn.Module:
+    """The model behind ``ref``, in eval mode on the CPU; ``model.normalization`` names the
+    adjacency normalisation it was trained with.
+
+    A PromptMM teacher needs the dataset's modality ``features`` to be rebuilt.
+    """
     if ref.startswith(("runs:/", "models:/")) or ("://" in ref and not ref.startswith("file://")):
         import mlflow
         import mlflow.pytorch
@@ -20,16 +40,13 @@ def load_model(ref: str, tracking_uri: str | None = None) -> LightGCN:
         if tracking_uri:
             mlflow.set_tracking_uri(tracking_uri)
         model = mlflow.pytorch.load_model(ref, map_location="cpu")
+        return model.eval()
+    saved = load_payload(ref)
+    if saved.get("kind") == "promptmm_teacher":
+        if features is None:
+            raise ValueError(f"{ref} is a PromptMM teacher: its dataset's modality features are needed to run it")
+        model = PromptMMTeacher.from_payload(saved, features)
     else:
-        path = ref[len("file://"):] if ref.startswith("file://") else ref
-        if os.path.isdir(path):
-            path = os.path.join(path, BEST_FILE)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no saved model at {ref} (expected a checkpoint directory, {BEST_FILE}, "
-                                    "or an MLflow model URI)")
-        saved = torch.load(path, map_location="cpu")
-        if not isinstance(saved, dict) or "hparams" not in saved or "state_dict" not in saved:
-            raise ValueError(f"{path} is not a raymm model file (missing 'hparams'/'state_dict')")
         model = LightGCN(**saved["hparams"])
         model.load_state_dict(saved["state_dict"])
     return model.eval()

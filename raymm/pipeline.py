@@ -23,7 +23,8 @@ from raymm.models.lightgcn import LightGCN
 from raymm.tracking import Tracker, learning_curve_png, write_json
 from raymm.train.run import run_training, storage_path_for
 from raymm.train.state import BEST_FILE, TrainState, load_checkpoint
-from raymm.train.tasks import SharedData, build_teacher, normalization
+from raymm.models.promptmm import PromptMMTeacher
+from raymm.train.tasks import SharedData, normalization
 
 
 @dataclass
@@ -119,26 +120,14 @@ def load_teacher_payload(ref: str, shared: SharedData, tracking_uri: str | None 
     return payload
 
 
-def teacher_config(cfg: Config, payload: dict) -> Config:
-    """The config the teacher was trained with (prompt, teacher sections), for rebuilding it."""
-    saved = payload.get("config") or {}
-    merged = cfg.model_dump()
-    for key in ("prompt", "teacher", "parity"):
-        if key in saved:
-            merged[key] = saved[key]
-    merged["model"]["embedding_dim"] = payload["hparams"]["dim"]
-    return Config.model_validate(merged)
-
-
 def efficiency_report(cfg: Config, shared: SharedData, teacher: StageResult | None, student: StageResult,
                       teacher_payload: dict | None) -> dict:
     """Parameter counts, s/epoch and serving latency of the teacher and the student (CPU, this process)."""
     graph = shared.graph
-    adj = graph.normalized_adjacency("cpu", normalization(cfg))
+    adj = graph.normalized_adjacency("cpu", normalization(cfg))  # what both stages were trained with
     report = {}
     if teacher_payload is not None:
-        t = build_teacher(teacher_config(cfg, teacher_payload), shared)
-        t.load_state_dict(teacher_payload["state_dict"])
+        t = PromptMMTeacher.from_payload(teacher_payload, shared.features)
         report["teacher"] = {"parameters": count_parameters(t, exclude_prefix="prompt."),
                              "prompt_parameters": count_parameters(t.prompt) if t.prompt is not None else 0,
                              "seconds_per_epoch": teacher.seconds_per_epoch if teacher else None,

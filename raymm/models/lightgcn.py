@@ -29,6 +29,7 @@ class LightGCN(nn.Module):
         dim: embedding size d.
         num_layers: L.
         init_std: std of the normal initialisation.
+        normalization: ``symmetric`` or ``left`` (parity), recorded so inference uses the same adjacency.
 
     Example::
 
@@ -37,15 +38,17 @@ class LightGCN(nn.Module):
         users, items = model.full_embeddings(adj)   # (5, 3), (7, 3)
     """
 
-    def __init__(self, num_users: int, num_items: int, dim: int, num_layers: int, init_std: float = 0.1):
+    def __init__(self, num_users: int, num_items: int, dim: int, num_layers: int, init_std: float = 0.1,
+                 normalization: str = "symmetric"):
         super().__init__()
         self.num_users, self.num_items, self.dim, self.num_layers = num_users, num_items, dim, num_layers
+        self.normalization = normalization  # of the adjacency it was trained with (recorded for inference)
         self.embedding = nn.Embedding(num_users + num_items, dim)
         nn.init.normal_(self.embedding.weight, std=init_std)
 
     def hparams(self) -> dict:
         return {"num_users": self.num_users, "num_items": self.num_items, "dim": self.dim,
-                "num_layers": self.num_layers}
+                "num_layers": self.num_layers, "normalization": self.normalization}
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Final embeddings of a batch's seed nodes.

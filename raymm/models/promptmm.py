@@ -64,6 +64,7 @@ class PromptMMTeacher(nn.Module):
         a_mc, a_sp, a_fp: model_cat_rate, soft_token_rate, feat_soft_token_rate.
         init_std: std of the ID embeddings' normal initialisation.
         summary_every: steps between recomputations of the prompt summary P_i^T X^m.
+        normalization: adjacency normalisation it is trained with (recorded for inference).
 
     Example::
 
@@ -74,12 +75,13 @@ class PromptMMTeacher(nn.Module):
 
     def __init__(self, num_users: int, num_items: int, features: dict[str, torch.Tensor], prompt: SoftPrompt | None,
                  dim: int, num_layers: int, dropout: float = 0.0, a_mc: float = 0.1, a_sp: float = 0.1,
-                 a_fp: float = 1.0, init_std: float = 0.1, summary_every: int = 1):
+                 a_fp: float = 1.0, init_std: float = 0.1, summary_every: int = 1, normalization: str = "symmetric"):
         super().__init__()
         if not features:
             raise ValueError("PromptMM's teacher needs at least one modality (the dataset has none)")
         self.num_users, self.num_items, self.dim, self.num_layers = num_users, num_items, dim, num_layers
         self.a_mc, self.a_sp, self.a_fp, self.summary_every = a_mc, a_sp, a_fp, summary_every
+        self.normalization = normalization
         self.modalities = sorted(features)
         self.embedding = nn.Embedding(num_users + num_items, dim)
         nn.init.normal_(self.embedding.weight, std=init_std)
@@ -97,9 +99,27 @@ class PromptMMTeacher(nn.Module):
     def hparams(self) -> dict:
         return {"num_users": self.num_users, "num_items": self.num_items, "dim": self.dim,
                 "num_layers": self.num_layers, "a_mc": self.a_mc, "a_sp": self.a_sp, "a_fp": self.a_fp,
-                "summary_every": self.summary_every, "dropout": self.feat_dropout.p,
+                "summary_every": self.summary_every, "dropout": self.feat_dropout.p, "normalization": self.normalization,
                 "feature_dims": {m: int(self.reducers[m].in_features) for m in self.modalities},
-                "prompt": self.prompt is not None}
+                "prompt": self.prompt is not None,
+                "prompt_dropout": self.prompt.dropout.p if self.prompt is not None else 0.0}
+
+    @classmethod
+    def from_payload(cls, payload: dict, features: dict) -> "PromptMMTeacher":
+        """Rebuild a saved teacher (``{"hparams", "state_dict"}``) around ``features`` (modality ->
+        (I, d_m) array); the hard tokens come from the saved state."""
+        h, state = payload["hparams"], payload["state_dict"]
+        missing = set(h["feature_dims"]) - set(features)
+        if missing:
+            raise ValueError(f"the teacher needs modalities {sorted(h['feature_dims'])}, the data lacks {sorted(missing)}")
+        prompt = (SoftPrompt(state["prompt.h_user"], state["prompt.h_item"], h["dim"], h.get("prompt_dropout", 0.0))
+                  if h["prompt"] else None)
+        feats = {m: torch.as_tensor(features[m], dtype=torch.float32) for m in h["feature_dims"]}
+        teacher = cls(h["num_users"], h["num_items"], feats, prompt, h["dim"], h["num_layers"], h["dropout"],
+                      h["a_mc"], h["a_sp"], h["a_fp"], summary_every=h["summary_every"],
+                      normalization=h.get("normalization", "symmetric"))
+        teacher.load_state_dict(state)
+        return teacher
 
     def features(self, m: str) -> torch.Tensor:
         return getattr(self, f"feat_{m}")

@@ -43,7 +43,7 @@ def normalization(cfg: Config) -> str:
     return "left" if cfg.parity else "symmetric"
 
 
-def build_teacher(cfg: Config, shared: SharedData, hparams: dict | None = None) -> PromptMMTeacher:
+def build_teacher(cfg: Config, shared: SharedData) -> PromptMMTeacher:
     g = shared.graph
     prompt = None
     if cfg.prompt.enabled:
@@ -53,7 +53,8 @@ def build_teacher(cfg: Config, shared: SharedData, hparams: dict | None = None) 
     feats = {m: torch.from_numpy(np.array(x)) for m, x in shared.features.items()}
     return PromptMMTeacher(g.num_users, g.num_items, feats, prompt, cfg.model.embedding_dim, cfg.teacher.num_layers,
                            cfg.teacher.dropout, cfg.teacher.model_cat_rate, cfg.teacher.soft_token_rate,
-                           cfg.teacher.feat_soft_token_rate, cfg.model.init_std, cfg.prompt.summary_every)
+                           cfg.teacher.feat_soft_token_rate, cfg.model.init_std, cfg.prompt.summary_every,
+                           normalization(cfg))
 
 
 def _triplet(x: torch.Tensor, b: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,7 +73,7 @@ class Task:
 
     def build(self) -> nn.Module:
         return LightGCN(self.graph.num_users, self.graph.num_items, self.cfg.model.embedding_dim,
-                        self.cfg.model.num_layers, self.cfg.model.init_std)
+                        self.cfg.model.num_layers, self.cfg.model.init_std, normalization(self.cfg))
 
     def optimizer(self, params) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=self.cfg.train.lr)
@@ -178,8 +179,7 @@ class DistillTask(Task):
         super().__init__(cfg, shared)
 
     def build(self) -> nn.Module:
-        teacher = build_teacher(self.cfg, self.shared)
-        teacher.load_state_dict(self.shared.teacher["state_dict"])
+        teacher = PromptMMTeacher.from_payload(self.shared.teacher, self.shared.features)
         student = super().build()
         prompt_trainable = self.cfg.distill.prompt_trainable and not self.cfg.parity
         return Distiller(student, teacher, prompt_trainable, teacher_dropout=self.cfg.parity)
