@@ -14,16 +14,15 @@ import shutil
 import statistics
 from dataclasses import dataclass
 
-import torch
-
 from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.efficiency import count_parameters, serving_latency
+from raymm.model_io import load_payload
 from raymm.models.lightgcn import LightGCN
+from raymm.models.promptmm import PromptMMTeacher
 from raymm.tracking import Tracker, learning_curve_png, write_json
 from raymm.train.run import run_training, storage_path_for
 from raymm.train.state import BEST_FILE, TrainState, load_checkpoint
-from raymm.models.promptmm import PromptMMTeacher
 from raymm.train.tasks import SharedData, normalization
 
 
@@ -98,15 +97,9 @@ def load_teacher_payload(ref: str, shared: SharedData, tracking_uri: str | None 
         import mlflow.artifacts
 
         path = mlflow.artifacts.download_artifacts(artifact_uri=ref, tracking_uri=tracking_uri)
-    path = path[len("file://"):] if path.startswith("file://") else path
-    if os.path.isdir(path):
-        path = os.path.join(path, BEST_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"teacher checkpoint {ref} not found (expected a checkpoint directory, {BEST_FILE} "
-                                "or an MLflow artifact URI)")
-    payload = torch.load(path, map_location="cpu")
-    if not isinstance(payload, dict) or payload.get("kind") != "promptmm_teacher":
-        raise ValueError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind') if isinstance(payload, dict) else None})")
+    payload = load_payload(path)
+    if payload.get("kind") != "promptmm_teacher":
+        raise ValueError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind')})")
     h = payload["hparams"]
     g = shared.graph
     dims = {m: int(x.shape[1]) for m, x in shared.features.items()}

@@ -102,6 +102,13 @@ def test_promptmm_two_stage_job_and_stage2_from_saved_teacher(tmp_path):
     teacher_file = Path(tmp_path, "runs", "two-stage", "teacher_best_model.pt")
     assert teacher_file.exists() and Path(tmp_path, "runs", "two-stage", "student_best_model.pt").exists()
 
+    # jobs/evaluate.py scores the saved teacher like a student, and agrees with training.
+    ev = subprocess.run([sys.executable, "jobs/evaluate.py", "--model", str(teacher_file), "--data", results["dataset"]],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    scored = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert scored["recall@20"] == pytest.approx(results["teacher"]["val"]["recall@20"], abs=1e-6)
+
     # Stage 2 alone, from the saved teacher (no stage-1 training).
     proc = _run_job(tmp_path, "model.name=promptmm", "train.epochs=2", "prompt.size=4",
                     f"teacher.checkpoint={teacher_file}", "output.run_name=from-teacher")
