@@ -21,7 +21,7 @@ from raymm.config import load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.pipeline import (efficiency_report, flat_report, format_report, load_teacher_payload, run_dir_for,
                             run_stage)
-from raymm.tracking import Tracker, ui_command, write_json
+from raymm.tracking import Tracker, tracking_uri, ui_command, write_json
 from raymm.train.run import build_shared, run_name_for
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +41,7 @@ print(f"[raymm] dataset {dataset.uri}: {dataset.num_users} users, {dataset.num_i
 shared = build_shared(dataset, cfg)
 teacher_payload = None
 if cfg.model.name == "promptmm" and cfg.teacher.checkpoint:  # checked against the dataset before anything runs
-    teacher_payload = load_teacher_payload(cfg.teacher.checkpoint, shared, cfg.mlflow.tracking_uri)
+    teacher_payload = load_teacher_payload(cfg.teacher.checkpoint, shared, tracking_uri(cfg))
 
 # 3. Tracking: a parent run for the job (fails here, before training, if the store is unreachable).
 tracker = Tracker(cfg, run_name)

@@ -23,6 +23,20 @@ def _assert_nothing_written(tmp_path, name="ds"):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
+def test_round_trip_through_an_fsspec_uri(tiny_rows, tiny_features):
+    """Non-local URIs go through pyarrow/fsspec filesystems (here fsspec's in-memory one)."""
+    uri = "memory://raymm-test/ds"
+    write_dataset(uri, [tiny_table(tiny_rows)], tiny_features, 3, 4, source="tiny")
+    ds = load_dataset(uri)
+    assert ds.manifest.split_counts == {"train": 5, "val": 2, "test": 1}
+    assert np.array_equal(ds.read_features("image"), tiny_features["image"])
+    with pytest.raises(DataValidationError, match="duplicate"):
+        write_dataset("memory://raymm-test/bad", [tiny_table(tiny_rows + [(0, 0, "train")])], tiny_features, 3, 4)
+    import fsspec
+
+    assert not fsspec.filesystem("memory").exists("/raymm-test/bad")  # nothing half-written
+
+
 def test_round_trip(tmp_path, tiny_rows, tiny_features):
     m = _write(tmp_path, tiny_rows, tiny_features)
     assert m.split_counts == {"train": 5, "val": 2, "test": 1}
