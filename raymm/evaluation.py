@@ -17,10 +17,18 @@ def metric_names(ks: list[int]) -> list[str]:
 
 @torch.no_grad()
 def topk_items(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray, graph: TrainGraph, k: int,
-               batch_size: int = 1024) -> torch.Tensor:
-    """(len(users), k) item ids of the top-k scores <e_u, e_i>, training items excluded."""
-    indptr, train_items = graph.user_items()
-    out = []
+               batch_size: int = 1024, with_scores: bool = False):
+    """(len(users), k) item ids of the top-k scores <e_u, e_i>, training items excluded (and the
+    scores, with ``with_scores``)."""
+    return topk_excluding(user_emb, item_emb, users, graph.user_items(), k, batch_size, with_scores)
+
+
+@torch.no_grad()
+def topk_excluding(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray,
+                   exclude: tuple[np.ndarray, np.ndarray], k: int, batch_size: int = 1024, with_scores: bool = False):
+    """Top-k items per user with each user's ``exclude`` items (CSR: indptr (U+1,), item ids) masked."""
+    indptr, train_items = exclude
+    out, vals = [], []
     k = min(k, item_emb.shape[0])
     for start in range(0, len(users), batch_size):
         chunk = users[start:start + batch_size]
@@ -30,8 +38,13 @@ def topk_items(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray
         cols = np.concatenate([train_items[indptr[u]:indptr[u + 1]] for u in chunk]) if counts.sum() else \
             np.zeros(0, np.int64)
         scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = -torch.inf
-        out.append(torch.topk(scores, k, dim=1).indices)
-    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=user_emb.device)
+        top = torch.topk(scores, k, dim=1)
+        out.append(top.indices)
+        vals.append(top.values)
+    if not out:
+        empty = torch.zeros(0, k, dtype=torch.long, device=user_emb.device)
+        return (empty, empty.float()) if with_scores else empty
+    return (torch.cat(out), torch.cat(vals)) if with_scores else torch.cat(out)
 
 
 @torch.no_grad()

@@ -203,6 +203,8 @@ class Dataset:
 def load_dataset(uri: str, verify_checksums: bool = True) -> Dataset:
     """Open the canonical dataset at ``uri``; check that every file exists (and its checksum)."""
     fs, root = resolve(uri)
+    if "://" not in uri:
+        uri = root  # absolute, so the dataset can be opened from other working directories
     mpath = f"{root}/{MANIFEST}"
     if not _exists(fs, root):
         raise FileNotFoundError(f"dataset path {uri} does not exist")

@@ -71,7 +71,7 @@ def train_interactions(dataset: Dataset) -> ray.data.Dataset:
 
 def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str,
                  log_fn: Callable[[dict, int], None] | None = None, shared: SharedData | None = None,
-                 task: str = "lightgcn") -> TrainOutcome:
+                 task: str = "lightgcn", callbacks: list | None = None) -> TrainOutcome:
     """One Ray Train run of ``task`` (``lightgcn``, ``teacher`` or ``student``)."""
     shared = shared or build_shared(dataset, cfg)
     trainer = TorchTrainer(
@@ -81,7 +81,7 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
                                                resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=storage_path,
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2), callbacks=callbacks,
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             # Train V2's structured worker logging echoes every print a second time to the driver.
             worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0"}}),

@@ -23,6 +23,7 @@ from raymm.evaluation import finalize, metric_sums
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.sampling import NegativeSampler, NeighbourSampler
 from raymm.train.state import TrainState, load_checkpoint, save_checkpoint
+from raymm.tracking import metric_key
 from raymm.train.tasks import TASKS, SharedData, normalization
 
 
@@ -163,4 +164,4 @@ def _report(rank: int, state: TrainState, task, optimizer, best_model: dict, met
         if rank == 0:
             save_checkpoint(tmp, state, task.module.state_dict(), optimizer.state_dict(), best_model)
             ckpt = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(metrics, checkpoint=ckpt)
+        ray.train.report({metric_key(k): v for k, v in metrics.items()}, checkpoint=ckpt)

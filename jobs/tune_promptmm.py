@@ -1,0 +1,92 @@
+"""Sweep training-config keys with Ray Tune, choose the champion on validation, register it.
+
+    python jobs/tune_promptmm.py --config conf/tune/promptmm_synthetic.yaml [sweep.key=value ...]
+    ray job submit --working-dir . -- python jobs/tune_promptmm.py --config conf/tune/promptmm_synthetic.yaml
+
+Relaunching the same sweep (same ``name``) after an interruption resumes it: finished trials are
+not rerun, unfinished ones continue from their checkpoints.
+"""
+
+import argparse
+import os
+
+import ray
+import ray.data
+import torch
+
+from raymm.data.prepare import prepare_dataset
+from raymm.evaluation import finalize, metric_sums
+from raymm.model_io import load_payload
+from raymm.models.lightgcn import LightGCN
+from raymm.models.promptmm import PromptMMTeacher
+from raymm.serving import log_recommender
+from raymm.sweep import build_tuner, champion_record, plots, summarize, write_summary
+from raymm.tracking import Tracker, ui_command
+from raymm.train.run import build_shared
+from raymm.train.state import BEST_FILE
+from raymm.tuning import METRIC, load_sweep, trial_checkpoint
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--config", required=True, help="sweep file (conf/tune/*.yaml)")
+parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the sweep file")
+args = parser.parse_args()
+
+# 1. Sweep and base configs (every searched key validated), data, output directory.
+sweep, base = load_sweep(args.config, args.overrides)
+dataset = prepare_dataset(base)
+out_dir = os.path.join(os.path.abspath(base.output.dir), "sweeps", sweep.name)
+os.makedirs(out_dir, exist_ok=True)
+storage = os.path.join(os.path.abspath(base.output.dir), "tune")
+
+# 2. Parent MLflow run of the sweep (resumed with the sweep); one child run per trial.
+tracker = Tracker(base, f"sweep-{sweep.name}")
+tracker.log_artifact(args.config)
+print(f"[raymm] sweep {sweep.name}: MLflow parent run {tracker.run_id} at {tracker.uri}", flush=True)
+
+# 3. Tune.
+ray.init(address=os.environ.get("RAY_ADDRESS") or "local")
+ray.data.DataContext.get_current().enable_progress_bars = False
+tuner = build_tuner(sweep, dataset, storage, tracker.uri, base.mlflow.experiment, tracker.run_id)
+results = tuner.fit()
+
+# 4. Summary table and plots; the champion by validation only.
+outcome = summarize(sweep, results, storage)
+print(outcome.table.to_string(index=False), flush=True)
+tracker.log_artifact(write_summary(outcome.table, out_dir))
+for png in plots(outcome.table, sweep, out_dir):
+    tracker.log_artifact(png)
+
+# 5. The champion: validation and (for it alone) test, then the registry.
+cfg = outcome.champion_config
+shared = build_shared(dataset, cfg)
+payload = load_payload(outcome.champion_checkpoint)
+student = LightGCN(**payload["hparams"])
+student.load_state_dict(payload["state_dict"])
+adj = shared.graph.normalized_adjacency(normalization=student.normalization)
+users, items = student.full_embeddings(adj)
+val = finalize(metric_sums(users, items, shared.val, shared.graph, cfg.eval.ks), cfg.eval.ks)
+test = finalize(metric_sums(users, items, shared.test, shared.graph, cfg.eval.ks), cfg.eval.ks) if shared.test else {}
+tracker.log_metrics(val, prefix="champion_val_")
+if test:
+    tracker.log_metrics(test, prefix="champion_test_")
+record = champion_record(outcome, val, test, out_dir)
+tracker.log_artifact(record)
+reg = sweep.register
+info = log_recommender(tracker.run_id, tracker.uri, "champion_student", users, items, shared.graph, reg.top_k,
+                       {"config": record, "weights": os.path.join(outcome.champion_checkpoint, BEST_FILE)},
+                       reg.model_name, reg.alias)
+print(f"[raymm] champion trial {outcome.champion_trial}: val {METRIC}={val['recall@20']:.4f}"
+      + (f", test recall@20={test['recall@20']:.4f}" if test else ""), flush=True)
+print(f"[raymm] registered models:/{reg.model_name}@{reg.alias} (version {info.registered_model_version})")
+if cfg.model.name == "promptmm":
+    teacher_file = (sweep.teacher_checkpoint if sweep.teacher_checkpoint
+                    else os.path.join(trial_checkpoint(storage, sweep, outcome.champion_trial, "teacher"), BEST_FILE))
+    teacher = PromptMMTeacher.from_payload(load_payload(teacher_file), shared.features).eval()
+    with torch.no_grad():
+        t_users, t_items = teacher.full_embeddings(adj)
+    t_info = log_recommender(tracker.run_id, tracker.uri, "champion_teacher", t_users, t_items, shared.graph,
+                             reg.top_k, {"config": record, "weights": teacher_file}, f"{reg.model_name}-teacher",
+                             reg.alias)
+    print(f"[raymm] registered models:/{reg.model_name}-teacher@{reg.alias} (version {t_info.registered_model_version})")
+tracker.finish()
+print(f"[raymm] sweep summary: {out_dir}; see it with: {ui_command(tracker.uri)}")
