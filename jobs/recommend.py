@@ -14,9 +14,9 @@ import shutil
 
 import mlflow.pyfunc
 import numpy as np
-import ray
 import ray.data
 
+from raymm.cluster import init_ray
 from raymm.serving import RecommenderModel
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,8 +54,7 @@ class Recommend:
 
 
 # 2. Batched, parallel scoring with Ray Data; atomic write.
-ray.init(address=os.environ.get("RAY_ADDRESS") or "local")
-ray.data.DataContext.get_current().enable_progress_bars = False
+init_ray()
 tmp = f"{os.path.abspath(args.out)}.tmp-{os.getpid()}"
 try:
     (ray.data.from_numpy(users).rename_columns({"data": "user_id"})

@@ -13,10 +13,9 @@ import os
 import sys
 import time
 
-import ray
-import ray.data
 import yaml
 
+from raymm.cluster import init_ray
 from raymm.config import load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.pipeline import (efficiency_report, flat_report, format_report, load_teacher_payload, run_dir_for,
@@ -51,8 +50,7 @@ with open(os.path.join(run_dir, "config.yaml"), "w") as f:
 tracker.log_artifact(os.path.join(run_dir, "config.yaml"))
 
 # 4. Train on Ray: the cluster of `ray job submit` (RAY_ADDRESS), else a new local one.
-ray.init(address=os.environ.get("RAY_ADDRESS") or "local")
-ray.data.DataContext.get_current().enable_progress_bars = False
+init_ray()
 started = time.time()
 teacher = None
 try:

@@ -10,10 +10,9 @@ not rerun, unfinished ones continue from their checkpoints.
 import argparse
 import os
 
-import ray
-import ray.data
 import torch
 
+from raymm.cluster import init_ray
 from raymm.data.prepare import prepare_dataset
 from raymm.evaluation import finalize, metric_sums
 from raymm.model_io import load_payload
@@ -44,8 +43,7 @@ tracker.log_artifact(args.config)
 print(f"[raymm] sweep {sweep.name}: MLflow parent run {tracker.run_id} at {tracker.uri}", flush=True)
 
 # 3. Tune.
-ray.init(address=os.environ.get("RAY_ADDRESS") or "local")
-ray.data.DataContext.get_current().enable_progress_bars = False
+init_ray()
 tuner = build_tuner(sweep, dataset, storage, tracker.uri, base.mlflow.experiment, tracker.run_id)
 results = tuner.fit()
 
@@ -71,7 +69,7 @@ if test:
     tracker.log_metrics(test, prefix="champion_test_")
 record = champion_record(outcome, val, test, out_dir)
 tracker.log_artifact(record)
-reg = sweep.register
+reg = sweep.registry
 info = log_recommender(tracker.run_id, tracker.uri, "champion_student", users, items, shared.graph, reg.top_k,
                        {"config": record, "weights": os.path.join(outcome.champion_checkpoint, BEST_FILE)},
                        reg.model_name, reg.alias)

@@ -75,7 +75,7 @@ class SweepConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     teacher_checkpoint: str | None = None  # reuse one saved teacher in every trial
-    register: RegisterConfig = Field(default_factory=RegisterConfig)
+    registry: RegisterConfig = Field(default_factory=RegisterConfig)
 
 
 def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Config]:
