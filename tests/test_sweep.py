@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
