@@ -78,13 +78,14 @@ def tiktok() -> None:
 def ablation() -> None:
     full = run("tiktok-promptmm", "conf/promptmm_tiktok.yaml")
     teacher = f"teacher.checkpoint={teacher_of(full)}"
-    variants = [("full", full),
-                ("w/o prompt", run("tiktok-abl-noprompt", "conf/promptmm_tiktok.yaml", "prompt.enabled=false"))]
-    for label, name, override in (("w/o pairwise KD", "nopair", "distill.pair_weight=0"),
-                                  ("w/o list-wise KD", "nolist", "distill.list_weight=0"),
+    variants = [("full", full)]
+    for label, name, override in (("w/o list-wise KD", "nolist", "distill.list_weight=0"),
+                                  ("w/o pairwise KD", "nopair", "distill.pair_weight=0"),
                                   ("w/o embedding KD", "noemb", "distill.emb_weight=0"),
                                   ("w/o re-weighting", "noreweight", "distill.reweight=false")):
         variants.append((label, run(f"tiktok-abl-{name}", "conf/promptmm_tiktok.yaml", teacher, override)))
+    # last: it retrains the teacher without a prompt
+    variants.append(("w/o prompt", run("tiktok-abl-noprompt", "conf/promptmm_tiktok.yaml", "prompt.enabled=false")))
     print("\n| variant (student) | val Recall@20 | val NDCG@20 |")
     print("|---|---|---|")
     for label, r in variants:
