@@ -23,7 +23,7 @@ from raymm.models.promptmm import PromptMMTeacher
 from raymm.tracking import Tracker, learning_curve_png, write_json
 from raymm.train.run import run_training, storage_path_for
 from raymm.train.state import BEST_FILE, TrainState, load_checkpoint
-from raymm.train.tasks import SharedData, normalization
+from raymm.train.tasks import SharedData, full_adjacency
 
 
 @dataclass
@@ -117,7 +117,7 @@ def efficiency_report(cfg: Config, shared: SharedData, teacher: StageResult | No
                       teacher_payload: dict | None) -> dict:
     """Parameter counts, s/epoch and serving latency of the teacher and the student (CPU, this process)."""
     graph = shared.graph
-    adj = graph.normalized_adjacency("cpu", normalization(cfg))  # what both stages were trained with
+    adj = full_adjacency(graph, cfg, "cpu")  # what both stages were trained with
     report = {}
     if teacher_payload is not None:
         t = PromptMMTeacher.from_payload(teacher_payload, shared.features)

@@ -99,7 +99,7 @@ def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Confi
     if not Path(sweep.base).is_file():
         raise ConfigError(f"{path}: base config {sweep.base} does not exist")
     sweep.base = os.path.abspath(sweep.base)  # trials run in their own working directories
-    base = base_config(sweep)
+    base = trial_config(sweep, {})
     for key, param in sweep.space.items():
         samples = param.values if param.values else [param.low, param.high]
         if param.type == "randint":
@@ -110,12 +110,6 @@ def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Confi
             except ConfigError as e:
                 raise ConfigError(f"{path}: space key {key!r} with value {value!r}: {e}") from None
     return sweep, base
-
-
-def base_config(sweep: SweepConfig) -> Config:
-    from raymm.config import load_config
-
-    return load_config(sweep.base, sweep.overrides)
 
 
 def trial_config(sweep: SweepConfig, params: dict[str, Any]) -> Config:

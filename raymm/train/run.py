@@ -33,7 +33,6 @@ class TrainOutcome:
     state: TrainState  # history, best epoch, best validation and test metrics
     best_model: dict  # {"hparams", "state_dict", "epoch"}
     checkpoint_path: str
-    graph: TrainGraph
 
 
 def run_name_for(cfg: Config) -> str:
@@ -92,7 +91,7 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
         raise RuntimeError(f"training run {run_name} produced no checkpoint")
     with result.checkpoint.as_directory() as d:
         state, _, _, best_model = load_checkpoint(d)
-    return TrainOutcome(state, best_model, result.checkpoint.path, shared.graph)
+    return TrainOutcome(state, best_model, result.checkpoint.path)
 
 
 def storage_path_for(cfg: Config) -> str:

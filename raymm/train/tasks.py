@@ -43,6 +43,11 @@ def normalization(cfg: Config) -> str:
     return "left" if cfg.parity else "symmetric"
 
 
+def full_adjacency(graph: TrainGraph, cfg: Config, device) -> torch.Tensor:
+    """The full-graph normalised adjacency the config trains with (layer-wise inference)."""
+    return graph.normalized_adjacency(device, normalization(cfg))
+
+
 def build_teacher(cfg: Config, shared: SharedData) -> PromptMMTeacher:
     g = shared.graph
     prompt = None
@@ -189,8 +194,6 @@ class DistillTask(Task):
 
     def on_fresh_start(self, device) -> None:
         if self.cfg.distill.init_from_teacher or self.cfg.parity:
-            from raymm.train.worker import full_adjacency
-
             self.module.teacher.eval()
             with torch.no_grad():
                 emb, _ = self.module.teacher.full(full_adjacency(self.graph, self.cfg, device))

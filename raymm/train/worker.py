@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import tempfile
 import time
+
 import numpy as np
 import ray
 import ray.train
@@ -24,17 +25,13 @@ from raymm.graph import EvalSplit, TrainGraph
 from raymm.sampling import NegativeSampler, NeighbourSampler
 from raymm.train.state import TrainState, load_checkpoint, save_checkpoint
 from raymm.tracking import metric_key
-from raymm.train.tasks import TASKS, SharedData, normalization
+from raymm.train.tasks import TASKS, SharedData, full_adjacency, normalization
 
 
 def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t)
     return t
-
-
-def full_adjacency(graph: TrainGraph, cfg: Config, device) -> torch.Tensor:
-    return graph.normalized_adjacency(device, normalization(cfg))
 
 
 def _evaluate(module, adj, split: EvalSplit, graph: TrainGraph, cfg: Config) -> dict[str, float]:
