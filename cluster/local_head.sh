@@ -10,9 +10,11 @@
 # The token lives in .ray_auth_token (git-ignored, mode 600); every ray command needs
 # RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, which raymm_head_start exports.
 
+RAYMM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
 raymm_head_start() {
   local cpus=${1:-4}
-  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  local root=$RAYMM_ROOT
   export RAY_AUTH_MODE=token
   export RAY_AUTH_TOKEN_PATH="$root/.ray_auth_token"
   if [ ! -s "$RAY_AUTH_TOKEN_PATH" ]; then
@@ -29,6 +31,7 @@ raymm_head_start() {
     --num-cpus "$cpus" --temp-dir "$RAYMM_HEAD_TMP" --disable-usage-stats >"$RAYMM_HEAD_LOG" 2>&1 &
   RAYMM_HEAD_PID=$!
   export RAY_ADDRESS="http://127.0.0.1:$dash"
+  export RAYMM_GCS_ADDRESS="127.0.0.1:$gcs"  # what worker nodes join (cluster/local_cluster.sh)
   for _ in $(seq 1 120); do
     if ! kill -0 "$RAYMM_HEAD_PID" 2>/dev/null; then
       echo "ray head failed to start; log:" >&2; cat "$RAYMM_HEAD_LOG" >&2; return 1
@@ -52,5 +55,5 @@ raymm_head_stop() {
     echo "[raymm] Ray head (pid $RAYMM_HEAD_PID) stopped"
   fi
   if [ -n "${RAYMM_HEAD_TMP:-}" ] && [ -d "$RAYMM_HEAD_TMP" ]; then rm -rf "$RAYMM_HEAD_TMP"; fi
-  unset RAYMM_HEAD_PID RAYMM_HEAD_TMP
+  unset RAYMM_HEAD_PID RAYMM_HEAD_TMP RAYMM_GCS_ADDRESS
 }

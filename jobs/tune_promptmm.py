@@ -23,7 +23,7 @@ from raymm.sweep import build_tuner, champion_record, plots, summarize, write_su
 from raymm.tracking import Tracker, ui_command
 from raymm.train.run import build_shared
 from raymm.train.state import BEST_FILE
-from raymm.tuning import METRIC, load_sweep, trial_checkpoint
+from raymm.tuning import load_sweep, trial_checkpoint
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", required=True, help="sweep file (conf/tune/*.yaml)")
@@ -73,7 +73,7 @@ reg = sweep.registry
 info = log_recommender(tracker.run_id, tracker.uri, "champion_student", users, items, shared.graph, reg.top_k,
                        {"config": record, "weights": os.path.join(outcome.champion_checkpoint, BEST_FILE)},
                        reg.model_name, reg.alias)
-print(f"[raymm] champion trial {outcome.champion_trial}: val {METRIC}={val['recall@20']:.4f}"
+print(f"[raymm] champion trial {outcome.champion_trial}: val recall@20={val['recall@20']:.4f}"
       + (f", test recall@20={test['recall@20']:.4f}" if test else ""), flush=True)
 print(f"[raymm] registered models:/{reg.model_name}@{reg.alias} (version {info.registered_model_version})")
 if cfg.model.name == "promptmm":

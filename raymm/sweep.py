@@ -29,7 +29,6 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
     """A new Tuner, or the interrupted one restored from ``storage/<name>`` (finished trials are not
     rerun; unfinished ones continue, their Train runs resuming from checkpoints)."""
     from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
     from ray.tune.search.optuna import OptunaSearch
@@ -38,6 +37,9 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
         tune.with_parameters(run_trial, sweep=sweep.model_dump(), dataset_uri=dataset.uri, storage=storage,
                              tracking_uri=tracking_uri),
         {"CPU": sweep.resources.trial_driver_cpus})
+    # Tune saves its experiment state at most every 10 s by default; a driver killed in between would
+    # forget trials that had just finished. The state is small: save it more often.
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(sweep.state_save_s)
     path = os.path.join(storage, sweep.name)
     if tune.Tuner.can_restore(path):
         print(f"[raymm] resuming sweep {sweep.name} from {path}", flush=True)
@@ -49,7 +51,7 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
                                        max_concurrent=sweep.resources.max_concurrent_trials)
     base = trial_config(sweep, {})
     max_t = base.train.epochs
-    scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=sweep.scheduler.grace_period,
+    scheduler = (ASHAScheduler(time_attr="epochs_done", max_t=max_t, grace_period=sweep.scheduler.grace_period,
                                reduction_factor=sweep.scheduler.reduction_factor)
                  if sweep.scheduler.type == "asha" else FIFOScheduler())
     return tune.Tuner(
@@ -61,9 +63,32 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
         run_config=tune.RunConfig(
             name=sweep.name, storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=sweep.resources.max_failures),
-            callbacks=[MLflowLoggerCallback(tracking_uri=tracking_uri, experiment_name=experiment,
-                                            tags={"mlflow.parentRunId": parent_run_id, "raymm.sweep": sweep.name})]),
+            callbacks=[_trial_logger(tracking_uri, experiment, parent_run_id, sweep.name)]),
     )
+
+
+def _trial_logger(tracking_uri: str, experiment: str, parent_run_id: str, sweep_name: str):
+    """Tune's MLflowLoggerCallback (one child run per trial under the sweep's parent run) that, when a
+    sweep is restored, re-attaches each trial to the child run it already has instead of opening a
+    second one: the callback keeps its trial -> run map only in memory."""
+    from mlflow.tracking import MlflowClient
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class ResumableMLflowLogger(MLflowLoggerCallback):
+        def log_trial_start(self, trial):
+            if trial not in self._trial_runs:
+                client = MlflowClient(self.tracking_uri)
+                experiment_id = client.get_run(parent_run_id).info.experiment_id
+                found = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}' and "
+                                                            f"tags.`raymm.trial_id` = '{trial.trial_id}'")
+                if found:
+                    self._trial_runs[trial] = found[0].info.run_id
+                    client.update_run(found[0].info.run_id, status="RUNNING")
+            self.tags = {**self.tags, "raymm.trial_id": trial.trial_id}
+            super().log_trial_start(trial)
+
+    return ResumableMLflowLogger(tracking_uri=tracking_uri, experiment_name=experiment,
+                                 tags={"mlflow.parentRunId": parent_run_id, "raymm.sweep": sweep_name})
 
 
 def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
@@ -76,7 +101,7 @@ def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
         best = float(history[METRIC].max()) if history is not None and METRIC in history else float("nan")
         trial_id = r.metrics.get("trial_id")
         row = {"trial_id": trial_id, METRIC: best,
-               "epochs": int(history["training_iteration"].max()) if history is not None and len(history) else 0,
+               "epochs": int(history["epochs_done"].max()) if history is not None and len(history) else 0,
                "status": "error" if r.error else "ok"}
         row.update({k: r.config.get(k) for k in sweep.space})
         rows.append(row)

@@ -75,6 +75,7 @@ class SweepConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     teacher_checkpoint: str | None = None  # reuse one saved teacher in every trial
+    state_save_s: float = Field(2.0, gt=0)  # how often the sweep's own state is saved (what a driver crash can lose)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
 
 
@@ -172,7 +173,9 @@ def run_trial(config: dict, sweep: dict, dataset_uri: str, storage: str, trackin
 
 def trial_checkpoint(storage: str, sweep: SweepConfig, trial_id: str, stage: str) -> str:
     """The latest checkpoint directory of a trial's stage (each carries that run's best model)."""
-    found = sorted(glob.glob(os.path.join(storage, f"{sweep.name}-{trial_id}-{stage}", "checkpoint_*")))
+    # checkpoint_<timestamp>/ directories; Ray Train also keeps a checkpoint_manager_snapshot.json there
+    found = sorted(p for p in glob.glob(os.path.join(storage, f"{sweep.name}-{trial_id}-{stage}", "checkpoint_*"))
+                   if os.path.isdir(p))
     if not found:
         raise FileNotFoundError(f"no checkpoint for trial {trial_id} ({stage}) under {storage}")
     return found[-1]

@@ -2,10 +2,13 @@
 champion is registered and loads by alias, relaunching does not rerun finished trials, recommend
 output is valid, and the pyfunc model round-trips."""
 
+import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -15,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 def _sweep_file(tmp_path, name="tiny", lrs=(0.05, 0.02, 1e-6, 1e-7)):
@@ -26,12 +29,37 @@ def _sweep_file(tmp_path, name="tiny", lrs=(0.05, 0.02, 1e-6, 1e-7)):
                       "train.batch_size=256", "train.epochs=3", f"output.dir={tmp_path}"],
         "space": {"train.lr": {"type": "grid", "values": list(lrs)}},
         "search": {"algorithm": "grid", "num_samples": 1},
-        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2},  # one rung, at epoch 2
         "registry": {"model_name": "tiny-student", "alias": "champion", "top_k": 5},
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(sweep))
     return path
+
+
+def _checkpoints(tmp_path, trial_suffix):
+    """Checkpoint directories of the Train run of the trial whose id ends with ``trial_suffix``."""
+    return sorted(p for p in glob.glob(str(tmp_path / "tune" / f"tiny-*_{trial_suffix}-lightgcn" / "checkpoint_*"))
+                  if os.path.isdir(p))
+
+
+def _launch_and_kill(args, tmp_path, until, timeout=600):
+    """Start the sweep driver in its own process group and SIGKILL the group (driver and the local
+    Ray it started, nothing else) as soon as ``until()`` holds."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    log = open(tmp_path / "killed_driver.log", "w")
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not until():
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the sweep never reached the point of interruption"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
 
 
 def _run(args, tmp_path, timeout=1200):
@@ -40,10 +68,22 @@ def _run(args, tmp_path, timeout=1200):
 
 
 def test_tiny_sweep_end_to_end(tmp_path):
-    proc = _run(["jobs/tune_promptmm.py", "--config", str(_sweep_file(tmp_path))], tmp_path)
+    # Grid order with one trial at a time: trial 0 (lr 0.05) runs 3 epochs; trial 1 has one epoch
+    # checkpointed before ASHA's rung at epoch 2. Kill the driver there: trial 0 is finished, trial 1 is not.
+    args = ["jobs/tune_promptmm.py", "--config", str(_sweep_file(tmp_path))]
+    _launch_and_kill(args, tmp_path, until=lambda: len(_checkpoints(tmp_path, "00001")) >= 1)
+    finished = _checkpoints(tmp_path, "00000")
+    assert finished, "trial 0 should have finished before the driver was killed"
+
+    proc = _run(args, tmp_path)
+    out = proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "resuming sweep tiny" in out
+    assert "lightgcn: resumed from checkpoint: next epoch 2" in out  # trial 1 continued from its checkpoint
+    assert _checkpoints(tmp_path, "00000") == finished  # the finished trial was not run again
+
     table = pd.read_csv(tmp_path / "sweeps" / "tiny" / "sweep_summary.csv")
-    assert len(table) == 4
+    assert len(table) == 4 and (table["status"] == "ok").all(), table
     assert (table["epochs"] < 3).any(), table  # ASHA stopped at least one trial early
     assert table.loc[0, "train.lr"] in (0.05, 0.02)  # the champion is a trial that could learn
     for png in ("parallel_coordinates.png",):
@@ -56,7 +96,8 @@ def test_tiny_sweep_end_to_end(tmp_path):
     experiments = [e.experiment_id for e in client.search_experiments()]
     parent = client.search_runs(experiments, "tags.`raymm.run_name` = 'sweep-tiny'")[0]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert len(children) == 4
+    assert len(children) == 4  # the restored sweep re-attached the interrupted trial to its own run
+    assert {c.info.status for c in children} == {"FINISHED"}
     assert "champion_val_recall_at_20" in parent.data.metrics
 
     # The champion loads by alias and recommends K unseen, in-range items per user.

@@ -135,7 +135,9 @@ def train_loop_per_worker(config: dict) -> None:
                 if test is not None:  # reported at the best validation epoch; never used to select
                     state.best_test = _evaluate(ranker, adj, test, graph, cfg)
             metrics["eval_seconds"] = time.perf_counter() - eval_start
-        metrics.update({"best_epoch": state.best_epoch, "best_val_score": state.best_score})
+        # epochs_done counts this run's epochs across restarts (Tune's training_iteration restarts at 1
+        # when an interrupted trial is relaunched and its Train run resumes from a checkpoint)
+        metrics.update({"best_epoch": state.best_epoch, "best_val_score": state.best_score, "epochs_done": epoch + 1})
         state.next_epoch = epoch + 1
         state.history.append(metrics)
 
