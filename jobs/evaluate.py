@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 
+from raymm.cli import report_input_errors
 from raymm.data.importers import detect_layout, import_any
 from raymm.data.store import load_dataset
 from raymm.evaluation import finalize, metric_sums
@@ -28,6 +29,7 @@ parser.add_argument("--split", default="val", choices=["val", "test"])
 parser.add_argument("--ks", default="10,20,50", help="comma-separated cut-offs")
 parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
 args = parser.parse_args()
+report_input_errors()  # bad input: one clear line on stderr, exit status 2
 ks = [int(k) for k in args.ks.split(",")]
 
 # 1. Data: canonical, or imported on the fly into a temporary directory.

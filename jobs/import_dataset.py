@@ -11,6 +11,7 @@ parquet (user_id, item_id, split [, timestamp, weight]); auto-detected by defaul
 import argparse
 import logging
 
+from raymm.cli import report_input_errors
 from raymm.data.importers import import_any
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,6 +25,7 @@ parser.add_argument("--feature", action="append", default=[], metavar="NAME=PATH
                     help="feature file for the parquet layout (repeatable)")
 parser.add_argument("--overwrite", action="store_true")
 args = parser.parse_args()
+report_input_errors()  # bad input: one clear line on stderr, exit status 2
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 kwargs = {"num_items": args.num_items, "unknown_eval_users": args.unknown_eval_users, "overwrite": args.overwrite}

@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import numpy as np
 import ray.data
 
+from raymm.cli import report_input_errors
 from raymm.cluster import init_ray
 from raymm.serving import RecommenderModel
 
@@ -28,6 +29,7 @@ parser.add_argument("--k", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=1024, help="users per batch")
 parser.add_argument("--concurrency", type=int, default=2, help="parallel model replicas")
 args = parser.parse_args()
+report_input_errors()  # bad input: one clear line on stderr, exit status 2
 if os.path.exists(args.out):
     raise SystemExit(f"error: {args.out} already exists")
 if args.tracking_uri:

@@ -15,23 +15,26 @@ import time
 
 import yaml
 
+from raymm.cli import report_input_errors
 from raymm.cluster import init_ray
 from raymm.config import load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.pipeline import (efficiency_report, flat_report, format_report, load_teacher_payload, run_dir_for,
                             run_stage)
-from raymm.tracking import Tracker, tracking_uri, ui_command, write_json
+from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command, write_json
 from raymm.train.run import build_shared, run_name_for
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
 parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
 args = parser.parse_args()
+report_input_errors()  # bad input: one clear line on stderr, exit status 2
 
-# 1. Config and output directory.
+# 1. Config, the tracking store (a server that does not answer fails the job here), run directory.
 cfg = load_config(args.config, args.overrides)
+check_tracking_store(tracking_uri(cfg))
 run_name = run_name_for(cfg)
-run_dir = run_dir_for(cfg, run_name)
+run_dir = run_dir_for(cfg, run_name)  # created once the input has been checked
 
 # 2. Data (validated on load; the synthetic default is generated once and cached), graph, features.
 dataset = prepare_dataset(cfg)
@@ -45,6 +48,7 @@ if cfg.model.name == "promptmm" and cfg.teacher.checkpoint:  # checked against t
 # 3. Tracking: a parent run for the job (fails here, before training, if the store is unreachable).
 tracker = Tracker(cfg, run_name)
 print(f"[raymm] MLflow run {tracker.run_id}{' (resumed)' if tracker.resumed else ''} at {tracker.uri}", flush=True)
+os.makedirs(run_dir, exist_ok=True)
 with open(os.path.join(run_dir, "config.yaml"), "w") as f:
     yaml.safe_dump(cfg.model_dump(), f, sort_keys=False)
 tracker.log_artifact(os.path.join(run_dir, "config.yaml"))

@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from raymm.cli import report_input_errors
 from raymm.cluster import init_ray
 from raymm.data.prepare import prepare_dataset
 from raymm.evaluation import finalize, metric_sums
@@ -20,22 +21,24 @@ from raymm.models.lightgcn import LightGCN
 from raymm.models.promptmm import PromptMMTeacher
 from raymm.serving import log_recommender
 from raymm.sweep import build_tuner, champion_record, plots, summarize, write_summary
-from raymm.tracking import Tracker, ui_command
+from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command
 from raymm.train.run import build_shared
-from raymm.train.state import BEST_FILE
+from raymm.storage import tune_storage
 from raymm.tuning import load_sweep, trial_checkpoint
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", required=True, help="sweep file (conf/tune/*.yaml)")
 parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the sweep file")
 args = parser.parse_args()
+report_input_errors()  # bad input: one clear line on stderr, exit status 2
 
-# 1. Sweep and base configs (every searched key validated), data, output directory.
+# 1. Sweep and base configs (every searched key validated), tracking store, data, output directory.
 sweep, base = load_sweep(args.config, args.overrides)
+check_tracking_store(tracking_uri(base))  # a tracking server that does not answer fails the sweep here
 dataset = prepare_dataset(base)
 out_dir = os.path.join(os.path.abspath(base.output.dir), "sweeps", sweep.name)
 os.makedirs(out_dir, exist_ok=True)
-storage = os.path.join(os.path.abspath(base.output.dir), "tune")
+storage = tune_storage(base)  # sweep state and the trials' checkpoints: output.storage (s3:// ...) or output.dir
 
 # 2. Parent MLflow run of the sweep (resumed with the sweep); one child run per trial.
 tracker = Tracker(base, f"sweep-{sweep.name}")
@@ -57,7 +60,7 @@ for png in plots(outcome.table, sweep, out_dir):
 # 5. The champion: validation and (for it alone) test, then the registry.
 cfg = outcome.champion_config
 shared = build_shared(dataset, cfg)
-payload = load_payload(outcome.champion_checkpoint)
+payload = load_payload(outcome.champion_checkpoint)  # a local path or a URI
 student = LightGCN(**payload["hparams"])
 student.load_state_dict(payload["state_dict"])
 adj = shared.graph.normalized_adjacency(normalization=student.normalization)
@@ -70,16 +73,19 @@ if test:
 record = champion_record(outcome, val, test, out_dir)
 tracker.log_artifact(record)
 reg = sweep.registry
+weights = os.path.join(out_dir, "champion_student.pt")
+torch.save(payload, weights)
 info = log_recommender(tracker.run_id, tracker.uri, "champion_student", users, items, shared.graph, reg.top_k,
-                       {"config": record, "weights": os.path.join(outcome.champion_checkpoint, BEST_FILE)},
-                       reg.model_name, reg.alias)
+                       {"config": record, "weights": weights}, reg.model_name, reg.alias)
 print(f"[raymm] champion trial {outcome.champion_trial}: val recall@20={val['recall@20']:.4f}"
       + (f", test recall@20={test['recall@20']:.4f}" if test else ""), flush=True)
 print(f"[raymm] registered models:/{reg.model_name}@{reg.alias} (version {info.registered_model_version})")
 if cfg.model.name == "promptmm":
-    teacher_file = (sweep.teacher_checkpoint if sweep.teacher_checkpoint
-                    else os.path.join(trial_checkpoint(storage, sweep, outcome.champion_trial, "teacher"), BEST_FILE))
-    teacher = PromptMMTeacher.from_payload(load_payload(teacher_file), shared.features).eval()
+    teacher_payload = load_payload(sweep.teacher_checkpoint if sweep.teacher_checkpoint
+                                   else trial_checkpoint(storage, sweep, outcome.champion_trial, "teacher"))
+    teacher_file = os.path.join(out_dir, "champion_teacher.pt")
+    torch.save(teacher_payload, teacher_file)
+    teacher = PromptMMTeacher.from_payload(teacher_payload, shared.features).eval()
     with torch.no_grad():
         t_users, t_items = teacher.full_embeddings(adj)
     t_info = log_recommender(tracker.run_id, tracker.uri, "champion_teacher", t_users, t_items, shared.graph,

@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from raymm.errors import InputError
+
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.1 reads ``1e-3`` as a string; accept exponent floats without a dot, as YAML 1.2 does."""
@@ -39,7 +41,7 @@ def parse_yaml(text: str):
     return yaml.load(text, Loader=_Loader)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration file or override is invalid; the message names the key."""
 
 
@@ -180,8 +182,11 @@ class MlflowConfig(_Section):
 
 
 class OutputConfig(_Section):
-    dir: str = "outputs"
+    dir: str = "outputs"  # run records, cached synthetic data, the default MLflow store (driver side)
     run_name: str | None = None  # None: derived from the config; same name resumes
+    # Ray Train/Tune storage: checkpoints under <storage>/ray_results, sweep state under <storage>/tune.
+    # A path every node sees, or a URI (s3://bucket/prefix, gs://...). None: ``dir``.
+    storage: str | None = None
 
 
 class Config(_Section):

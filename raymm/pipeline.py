@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 from dataclasses import dataclass
+
+import torch
 
 from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.efficiency import count_parameters, serving_latency
+from raymm.errors import ModelMismatchError
 from raymm.model_io import load_payload
 from raymm.models.lightgcn import LightGCN
 from raymm.models.promptmm import PromptMMTeacher
+from raymm.storage import is_dir, local_checkpoint, training_storage
 from raymm.tracking import Tracker, learning_curve_png, write_json
-from raymm.train.run import run_training, storage_path_for
+from raymm.train.run import run_training
 from raymm.train.state import BEST_FILE, TrainState, load_checkpoint
 from raymm.train.tasks import SharedData, full_adjacency
 
@@ -40,9 +43,8 @@ class StageResult:
 
 
 def run_dir_for(cfg: Config, run_name: str) -> str:
-    path = os.path.join(os.path.abspath(cfg.output.dir), "runs", run_name)
-    os.makedirs(path, exist_ok=True)
-    return path
+    """``<output.dir>/runs/<run_name>`` (not created here: nothing is written before input is checked)."""
+    return os.path.join(os.path.abspath(cfg.output.dir), "runs", run_name)
 
 
 def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, parent: Tracker, run_name: str,
@@ -56,9 +58,10 @@ def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, par
     marker = os.path.join(run_dir, f"{stage}.done.json")
     if os.path.exists(marker):
         done = json.loads(open(marker).read())
-        if os.path.isdir(done["checkpoint"]):
+        if is_dir(done["checkpoint"]):
             print(f"[raymm] {stage}: already trained ({done['checkpoint']}), not retrained", flush=True)
-            state, _, _, best = load_checkpoint(done["checkpoint"])
+            with local_checkpoint(done["checkpoint"]) as d:
+                state, _, _, best = load_checkpoint(d)
             return StageResult(stage, state, best, done["checkpoint"], done["mlflow_run_id"])
     tracker = parent.child(stage, run_name) if child_run else parent
     try:
@@ -74,7 +77,8 @@ def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, par
 
 
 def _train_stage(cfg, dataset, shared, stage, tracker: Tracker, run_name: str, run_dir: str) -> StageResult:
-    outcome = run_training(cfg, dataset, storage_path_for(cfg), f"{run_name}-{stage}", log_fn=tracker.epoch_logger(),
+    os.makedirs(run_dir, exist_ok=True)
+    outcome = run_training(cfg, dataset, training_storage(cfg), f"{run_name}-{stage}", log_fn=tracker.epoch_logger(),
                            shared=shared, task=stage)
     state = outcome.state
     tracker.log_metrics(state.best_val, prefix="best_val_")
@@ -84,7 +88,7 @@ def _train_stage(cfg, dataset, shared, stage, tracker: Tracker, run_name: str, r
     tracker.log_artifact(learning_curve_png(state.history, os.path.join(run_dir, f"{stage}_learning_curve.png"),
                                             cfg.eval.select_metric))
     best_copy = os.path.join(run_dir, f"{stage}_{BEST_FILE}")
-    shutil.copyfile(os.path.join(outcome.checkpoint_path, BEST_FILE), best_copy)
+    torch.save(outcome.best_model, best_copy)
     tracker.log_artifact(best_copy)
     return StageResult(stage, state, outcome.best_model, outcome.checkpoint_path, tracker.run_id)
 
@@ -93,13 +97,13 @@ def load_teacher_payload(ref: str, shared: SharedData, tracking_uri: str | None 
     """A saved teacher (checkpoint dir, ``best_model.pt`` file, or an MLflow artifact URI such as
     ``runs:/<run id>/teacher_best_model.pt``), checked against the dataset."""
     path = ref
-    if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:")) or "://" in ref and not ref.startswith("file://"):
+    if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:")):
         import mlflow.artifacts
 
         path = mlflow.artifacts.download_artifacts(artifact_uri=ref, tracking_uri=tracking_uri)
     payload = load_payload(path)
     if payload.get("kind") != "promptmm_teacher":
-        raise ValueError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind')})")
+        raise ModelMismatchError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind')})")
     h = payload["hparams"]
     g = shared.graph
     dims = {m: int(x.shape[1]) for m, x in shared.features.items()}
@@ -109,7 +113,7 @@ def load_teacher_payload(ref: str, shared: SharedData, tracking_uri: str | None 
     if h["feature_dims"] != dims:
         problems.append(f"modalities {h['feature_dims']} vs the dataset's {dims}")
     if problems:
-        raise ValueError(f"teacher checkpoint {ref} does not match the dataset: " + "; ".join(problems))
+        raise ModelMismatchError(f"teacher checkpoint {ref} does not match the dataset: " + "; ".join(problems))
     return payload
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from raymm.config import Config
 from raymm.data.store import Dataset
+from raymm.storage import join
 from raymm.tuning import METRIC, SweepConfig, param_space, run_trial, trial_checkpoint, trial_config
 
 
@@ -40,7 +41,7 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
     # Tune saves its experiment state at most every 10 s by default; a driver killed in between would
     # forget trials that had just finished. The state is small: save it more often.
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(sweep.state_save_s)
-    path = os.path.join(storage, sweep.name)
+    path = join(storage, sweep.name)  # restore only from this sweep's own storage path
     if tune.Tuner.can_restore(path):
         print(f"[raymm] resuming sweep {sweep.name} from {path}", flush=True)
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raymm.config import Config, flatten
+from raymm.errors import TrackingUnavailableError
 
 RUN_NAME_TAG = "raymm.run_name"
 
@@ -22,6 +23,25 @@ def tracking_uri(cfg: Config) -> str:
     if cfg.mlflow.tracking_uri:
         return cfg.mlflow.tracking_uri
     return f"sqlite:///{Path(cfg.output.dir).resolve() / 'mlflow.db'}"
+
+
+def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail at once, before any training, when a tracking server does not answer (MLflow's own
+    client would retry for minutes). Only ``http(s)://`` servers are probed; an HTTP error status
+    (401, 404 ...) still means something answered."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise TrackingUnavailableError(f"MLflow tracking server {uri} is unreachable ({reason}); start it, or set "
+                                       "mlflow.tracking_uri to a running server (null: a local SQLite store)") from None
 
 
 def ui_command(uri: str) -> str:
@@ -57,11 +77,12 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri(cfg)
+        check_tracking_store(self.uri)
         self.client = MlflowClient(self.uri)
         try:
             exp = self.client.get_experiment_by_name(cfg.mlflow.experiment)
         except Exception as e:  # noqa: BLE001 - any failure here means the store is unusable
-            raise ConnectionError(f"MLflow tracking store {self.uri} is unreachable or unusable: {e}") from None
+            raise TrackingUnavailableError(f"MLflow tracking store {self.uri} is unreachable or unusable: {e}") from None
         if exp is None:
             artifacts = None
             if self.uri.startswith("sqlite:///"):

@@ -9,7 +9,6 @@ registered. Selection uses validation only; test is computed for the chosen tria
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from raymm.config import Config, ConfigError, _format_errors, _Section, build_config, parse_yaml
+from raymm.storage import checkpoint_dirs, join
 
 METRIC = "val_recall_at_20"  # Tune/MLflow name of the selection metric (reports use MLflow-safe keys)
 
@@ -100,6 +100,10 @@ def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Confi
     if not Path(sweep.base).is_file():
         raise ConfigError(f"{path}: base config {sweep.base} does not exist")
     sweep.base = os.path.abspath(sweep.base)  # trials run in their own working directories
+    if sweep.teacher_checkpoint and "://" not in sweep.teacher_checkpoint:
+        if not Path(sweep.teacher_checkpoint).exists():
+            raise ConfigError(f"{path}: teacher_checkpoint {sweep.teacher_checkpoint} does not exist")
+        sweep.teacher_checkpoint = os.path.abspath(sweep.teacher_checkpoint)
     base = trial_config(sweep, {})
     for key, param in sweep.space.items():
         samples = param.values if param.values else [param.low, param.high]
@@ -173,9 +177,7 @@ def run_trial(config: dict, sweep: dict, dataset_uri: str, storage: str, trackin
 
 def trial_checkpoint(storage: str, sweep: SweepConfig, trial_id: str, stage: str) -> str:
     """The latest checkpoint directory of a trial's stage (each carries that run's best model)."""
-    # checkpoint_<timestamp>/ directories; Ray Train also keeps a checkpoint_manager_snapshot.json there
-    found = sorted(p for p in glob.glob(os.path.join(storage, f"{sweep.name}-{trial_id}-{stage}", "checkpoint_*"))
-                   if os.path.isdir(p))
+    found = checkpoint_dirs(join(storage, f"{sweep.name}-{trial_id}-{stage}"))
     if not found:
         raise FileNotFoundError(f"no checkpoint for trial {trial_id} ({stage}) under {storage}")
     return found[-1]

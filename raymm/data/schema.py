@@ -20,6 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from raymm.errors import InputError
+
 FORMAT = "raymm-dataset"
 VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -37,7 +39,7 @@ def feature_schema(dim: int) -> pa.Schema:
     return pa.schema([("item_id", pa.int64()), ("feature", pa.list_(pa.float32(), dim))])
 
 
-class DataValidationError(ValueError):
+class DataValidationError(InputError):
     """Bad input data. The message names the file, the column and a sample row."""
 
     def __init__(self, file: str, problem: str, column: str | None = None, row: int | None = None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,6 +22,7 @@ from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.models.prompt import hard_tokens
+from raymm.storage import is_uri, join
 from raymm.train.state import TrainState, load_checkpoint
 from raymm.train.tasks import SharedData
 from raymm.train.worker import train_loop_per_worker
@@ -32,7 +32,7 @@ from raymm.train.worker import train_loop_per_worker
 class TrainOutcome:
     state: TrainState  # history, best epoch, best validation and test metrics
     best_model: dict  # {"hparams", "state_dict", "epoch"}
-    checkpoint_path: str
+    checkpoint_path: str  # local path or URI of the run's latest checkpoint directory
 
 
 def run_name_for(cfg: Config) -> str:
@@ -91,8 +91,8 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
         raise RuntimeError(f"training run {run_name} produced no checkpoint")
     with result.checkpoint.as_directory() as d:
         state, _, _, best_model = load_checkpoint(d)
-    return TrainOutcome(state, best_model, result.checkpoint.path)
+    path = result.checkpoint.path  # on a URI filesystem this has lost its scheme: put it back
+    if is_uri(storage_path):
+        path = join(storage_path, run_name, path.rstrip("/").rsplit("/", 1)[-1])
+    return TrainOutcome(state, best_model, path)
 
-
-def storage_path_for(cfg: Config) -> str:
-    return os.path.join(os.path.abspath(cfg.output.dir), "ray_results")

@@ -47,6 +47,6 @@ def save_checkpoint(directory: str, state: TrainState, model_state: dict, optim_
 
 def load_checkpoint(directory: str, map_location="cpu") -> tuple[TrainState, dict, dict, dict]:
     """(state, model_state, optimizer_state, best_model) from a checkpoint directory."""
-    raw = torch.load(os.path.join(directory, STATE_FILE), map_location=map_location)
-    best = torch.load(os.path.join(directory, BEST_FILE), map_location=map_location)
+    raw = torch.load(os.path.join(directory, STATE_FILE), map_location=map_location, weights_only=True)
+    best = torch.load(os.path.join(directory, BEST_FILE), map_location=map_location, weights_only=True)
     return TrainState(**raw["state"]), raw["model"], raw["optimizer"], best
