@@ -12,7 +12,7 @@ def report_input_errors() -> None:
     stderr and exit with status 2; any other exception keeps its full traceback (status 1)."""
 
     def hook(exc_type, exc, tb):
-        if issubclass(exc_type, (InputError, FileNotFoundError)):
+        if issubclass(exc_type, (InputError, FileNotFoundError, FileExistsError)):
             print(f"raymm: error: {exc}", file=sys.stderr, flush=True)
             sys.exit(2)
         sys.__excepthook__(exc_type, exc, tb)

@@ -111,6 +111,8 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
         if not pd.api.types.is_integer_dtype(frame[col]):
             raise DataValidationError(source, f"must be an integer id, got dtype {frame[col].dtype}", column=col,
                                       row=0, sample=frame.iloc[0].to_dict() if len(frame) else None)
+    if not (frame["split"] == "train").any():  # checked before eval rows of unknown users are dropped
+        raise DataValidationError(source, "split 'train' is empty", column="split")
     frame = _drop_unknown_eval_users(frame, unknown_eval_users, source)
     if num_users is None:
         num_users = int(frame["user_id"].max()) + 1 if len(frame) else 0

@@ -1,0 +1,230 @@
+"""Bad input, end to end: each case runs a real job in a fresh process and must end with a clear
+one-line message naming the file/key (and row where there is one), a nonzero exit status, nothing
+half-written, and nothing registered or marked best.
+
+Raw data goes through ``jobs/import_dataset.py`` (the gate into the canonical layout); configs,
+dataset paths, the tracking server and saved teachers go through ``jobs/train_promptmm.py``.
+"""
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+USERS, ITEMS, DIM = 30, 20, 8
+
+pytestmark = pytest.mark.integration
+
+
+def _run(*args, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _raw(tmp_path):
+    """A valid raw Parquet layout: every user has 4 train, 1 val and 1 test interaction."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(USERS):
+        items = rng.choice(ITEMS, size=6, replace=False)
+        rows += [(u, int(i), s) for i, s in zip(items, ["train"] * 4 + ["val", "test"])]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "split"])
+    features = rng.normal(size=(ITEMS, DIM)).astype(np.float32)
+    return frame, features
+
+
+def _import(tmp_path, frame, features, *extra, parquet_bytes=None):
+    src = tmp_path / "interactions.parquet"
+    if parquet_bytes is not None:
+        src.write_bytes(parquet_bytes)
+    else:
+        frame.to_parquet(src, index=False)
+    np.save(tmp_path / "image.npy", features)
+    dest = tmp_path / "out" / "dataset"
+    proc = _run("jobs/import_dataset.py", str(src), str(dest), "--feature", f"image={tmp_path / 'image.npy'}", *extra)
+    return proc, dest
+
+
+def _refused(proc, *needles):
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    message = proc.stderr[proc.stderr.find("raymm: error: "):]  # one line; a config lists each bad key below it
+    assert message.startswith("raymm: error: "), proc.stderr[-2000:]
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+def _nothing_imported(dest):
+    parent = dest.parent
+    assert not dest.exists()
+    assert not parent.exists() or not any(parent.iterdir()), list(parent.iterdir())  # no .tmp-* left behind
+
+
+def test_valid_raw_data_imports(tmp_path):
+    """The baseline the bad cases are cut from is itself accepted."""
+    frame, features = _raw(tmp_path)
+    proc, dest = _import(tmp_path, frame, features)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (dest / "manifest.json").exists()
+
+
+def test_corrupt_parquet(tmp_path):
+    frame, features = _raw(tmp_path)
+    proc, dest = _import(tmp_path, frame, features, parquet_bytes=b"PAR1 this is not parquet")
+    _refused(proc, "interactions.parquet", "cannot read Parquet file")
+    _nothing_imported(dest)
+
+
+def test_wrong_column_name(tmp_path):
+    frame, features = _raw(tmp_path)
+    proc, dest = _import(tmp_path, frame.rename(columns={"item_id": "item"}), features)
+    _refused(proc, "interactions.parquet", "column 'item_id'", "missing required column")
+    _nothing_imported(dest)
+
+
+def test_wrong_column_type(tmp_path):
+    frame, features = _raw(tmp_path)
+    proc, dest = _import(tmp_path, frame.assign(item_id=frame["item_id"].map(lambda i: f"i{i}")), features)
+    _refused(proc, "interactions.parquet", "column 'item_id'", "must be an integer id")
+    _nothing_imported(dest)
+
+
+def test_negative_id(tmp_path):
+    frame, features = _raw(tmp_path)
+    frame.loc[7, "user_id"] = -1
+    proc, dest = _import(tmp_path, frame, features)
+    _refused(proc, "column 'user_id'", "row 7", "negative or out of range")
+    _nothing_imported(dest)
+
+
+def test_out_of_range_item_id(tmp_path):
+    frame, features = _raw(tmp_path)
+    frame.loc[11, "item_id"] = ITEMS + 5  # the feature matrix has ITEMS rows
+    proc, dest = _import(tmp_path, frame, features)
+    _refused(proc, "column 'item_id'", "row 11", f"out of range [0, {ITEMS})")
+    _nothing_imported(dest)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_feature(tmp_path, bad):
+    frame, features = _raw(tmp_path)
+    features[3, 2] = bad
+    proc, dest = _import(tmp_path, frame, features)
+    _refused(proc, "image", "column 'feature'", "row 3", "NaN or infinite")
+    _nothing_imported(dest)
+
+
+def test_features_not_covering_all_items(tmp_path):
+    frame, features = _raw(tmp_path)
+    proc, dest = _import(tmp_path, frame, features[:-1], "--num-items", str(ITEMS))
+    _refused(proc, "image", f"{ITEMS - 1} feature rows for {ITEMS} items", f"missing item ids, first: [{ITEMS - 1}]")
+    _nothing_imported(dest)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_empty_split(tmp_path, split):
+    frame, features = _raw(tmp_path)
+    frame = frame[frame["split"] != split]
+    proc, dest = _import(tmp_path, frame, features, "--num-items", str(ITEMS))
+    _refused(proc, f"split '{split}' is empty")
+    _nothing_imported(dest)
+
+
+# ---------------------------------------------------------------- train job
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A valid canonical dataset (imported once) for the train-job cases."""
+    tmp = tmp_path_factory.mktemp("raw")
+    frame, features = _raw(tmp)
+    proc, dest = _import(tmp, frame, features)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return dest
+
+
+def _train(out, *overrides, data=None):
+    args = ["jobs/train_promptmm.py", "--config", "conf/default.yaml", f"output.dir={out}", "train.epochs=1"]
+    if data is not None:
+        args += ["data.source=path", f"data.path={data}"]
+    return _run(*args, *overrides)
+
+
+def _nothing_trained(out):
+    """No run records, checkpoints, best models, MLflow runs or registered models."""
+    if not out.exists():
+        return
+    names = [p.name for p in out.rglob("*")]
+    assert not [n for n in names if n.endswith(("best_model.pt", ".done.json")) or n in ("metrics.json", "ray_results")], names
+    db = out / "mlflow.db"
+    if db.exists():
+        with sqlite3.connect(db) as con:
+            assert con.execute("select count(*) from runs").fetchone()[0] == 0
+            assert con.execute("select count(*) from registered_models").fetchone()[0] == 0
+
+
+def test_corrupt_file_in_canonical_dataset(dataset, tmp_path):
+    data = tmp_path / "dataset"
+    shutil.copytree(dataset, data)
+    shard = next((data / "interactions").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated
+    proc = _train(tmp_path / "out", data=data)
+    _refused(proc, shard.name, "checksum does not match")
+    _nothing_trained(tmp_path / "out")
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("train.epoch=3", ["train.epoch", "unknown key"]),
+    ("train.lr=fast", ["train.lr"]),
+    ("distill.tau_pair=-1", ["distill.tau_pair", "greater than 0"]),
+    ("train.num_workers=0", ["train.num_workers", "greater than 0"]),
+])
+def test_bad_config(tmp_path, override, needles):
+    proc = _train(tmp_path / "out", override)
+    _refused(proc, *needles)
+    assert not (tmp_path / "out").exists()  # rejected before anything was written
+
+
+def test_dataset_path_does_not_exist(tmp_path):
+    proc = _train(tmp_path / "out", data=tmp_path / "no-such-dataset")
+    _refused(proc, "no-such-dataset", "does not exist")
+    _nothing_trained(tmp_path / "out")
+
+
+def test_unreachable_tracking_server(dataset, tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    proc = _train(tmp_path / "out", f"mlflow.tracking_uri=http://127.0.0.1:{port}", data=dataset)
+    _refused(proc, f"http://127.0.0.1:{port}", "unreachable")
+    assert not (tmp_path / "out").exists()  # failed before data, Ray or training
+
+
+def test_teacher_checkpoint_not_matching_dataset(dataset, tmp_path):
+    teacher = tmp_path / "teacher_best_model.pt"
+    torch.save({"kind": "promptmm_teacher", "state_dict": {},
+                "hparams": {"num_users": USERS, "num_items": ITEMS + 7, "feature_dims": {"image": DIM}}}, teacher)
+    proc = _train(tmp_path / "out", "model.name=promptmm", "prompt.size=4", f"teacher.checkpoint={teacher}", data=dataset)
+    _refused(proc, str(teacher), "does not match the dataset", f"{ITEMS + 7} items")
+    _nothing_trained(tmp_path / "out")
+
+
+def test_pickled_features_are_refused(tmp_path):
+    frame, _ = _raw(tmp_path)
+    frame.to_parquet(tmp_path / "interactions.parquet", index=False)
+    np.save(tmp_path / "image.npy", np.array([{"not": "numbers"}] * ITEMS, dtype=object), allow_pickle=True)
+    dest = tmp_path / "out" / "dataset"
+    proc = _run("jobs/import_dataset.py", str(tmp_path / "interactions.parquet"), str(dest),
+                "--feature", f"image={tmp_path / 'image.npy'}")
+    _refused(proc, "image.npy", "without unpickling", "np.save")
+    _nothing_imported(dest)
