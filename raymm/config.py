@@ -147,6 +147,7 @@ class TrainConfig(_Section):
     num_workers: int = Field(2, gt=0)
     use_gpu: bool = False
     cpus_per_worker: float = Field(0.5, gt=0)
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = "PACK"  # of the workers over nodes
     patience: int = Field(5, gt=0)
     shuffle_buffer_rows: int = Field(10_000, ge=0)
     max_failures: int = Field(0, ge=-1)

@@ -77,7 +77,8 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(), "shared": ray.put(shared), "log_fn": log_fn, "task": task},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                               resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+                                               resources_per_worker={"CPU": cfg.train.cpus_per_worker},
+                                               placement_strategy=cfg.train.placement_strategy),
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=storage_path,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2), callbacks=callbacks,

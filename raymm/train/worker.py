@@ -44,6 +44,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _count_nodes(world: int) -> int:
+    """How many distinct Ray nodes this run's workers are on (reported every epoch)."""
+    node_ids = [ray.get_runtime_context().get_node_id()]
+    if world > 1 and dist.is_available() and dist.is_initialized():
+        gathered = [None] * world
+        dist.all_gather_object(gathered, node_ids[0])
+        node_ids = gathered
+    return len(set(node_ids))
+
+
 def train_loop_per_worker(config: dict) -> None:
     cfg = Config.model_validate(config["cfg"])
     shared: SharedData = ray.get(config["shared"])
@@ -52,6 +62,7 @@ def train_loop_per_worker(config: dict) -> None:
     graph = shared.graph
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    num_nodes = _count_nodes(world)
     device = ray.train.torch.get_device()
     epochs, patience = (cfg.teacher.epochs, cfg.teacher.patience) if stage == "teacher" else \
         (cfg.train.epochs, cfg.train.patience)
@@ -116,7 +127,7 @@ def train_loop_per_worker(config: dict) -> None:
         totals = _all_reduce(torch.tensor([*loss_sum.tolist(), train_seconds, *(part_sums[k] for k in names)],
                                           dtype=torch.float64, device=device)).cpu()
         rows_seen = max(float(totals[1]), 1.0)
-        metrics = {"epoch": epoch, "train_loss": float(totals[0] / rows_seen),
+        metrics = {"epoch": epoch, "num_nodes": num_nodes, "train_loss": float(totals[0] / rows_seen),
                    "train_rows": int(totals[1]), "epoch_seconds": float(totals[2] / world),
                    "interactions_per_s": float(totals[1] / max(totals[2] / world, 1e-9)),
                    "worker_peak_rss_mb": peak_rss_mb()}
