@@ -37,6 +37,11 @@ def _sweep_file(tmp_path, name="tiny", lrs=(0.05, 0.02, 1e-6, 1e-7)):
     return path
 
 
+def _registered(tmp_path, trial_suffix):
+    """Whether Ray Train has registered a checkpoint of that trial's run (its snapshot file exists)."""
+    return bool(glob.glob(str(tmp_path / "tune" / f"tiny-*_{trial_suffix}-lightgcn" / "checkpoint_manager_snapshot.json")))
+
+
 def _checkpoints(tmp_path, trial_suffix):
     """Checkpoint directories of the Train run of the trial whose id ends with ``trial_suffix``."""
     return sorted(p for p in glob.glob(str(tmp_path / "tune" / f"tiny-*_{trial_suffix}-lightgcn" / "checkpoint_*"))
@@ -71,7 +76,7 @@ def test_tiny_sweep_end_to_end(tmp_path):
     # Grid order with one trial at a time: trial 0 (lr 0.05) runs 3 epochs; trial 1 has one epoch
     # checkpointed before ASHA's rung at epoch 2. Kill the driver there: trial 0 is finished, trial 1 is not.
     args = ["jobs/tune_promptmm.py", "--config", str(_sweep_file(tmp_path))]
-    _launch_and_kill(args, tmp_path, until=lambda: len(_checkpoints(tmp_path, "00001")) >= 1)
+    _launch_and_kill(args, tmp_path, until=lambda: _registered(tmp_path, "00001"))
     finished = _checkpoints(tmp_path, "00000")
     assert finished, "trial 0 should have finished before the driver was killed"
 
