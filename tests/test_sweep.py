@@ -134,3 +134,37 @@ def test_tiny_sweep_end_to_end(tmp_path):
     assert "resuming sweep tiny" in proc.stdout + proc.stderr
     assert "lightgcn epoch" not in proc.stdout + proc.stderr
     assert json.loads((tmp_path / "sweeps" / "tiny" / "champion.json").read_text())["trial_id"] == before
+
+
+def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
+    """The workaround for placement groups leaked by stopped trials removes a group of this job with
+    no live actor in it, and leaves one that an actor is using."""
+    import ray
+    from ray.util.placement_group import placement_group, placement_group_table
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from raymm.sweep import placement_group_reaper
+
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+    try:
+        leaked = placement_group([{"CPU": 0.5}])
+        busy = placement_group([{"CPU": 0.5}])
+        ray.get([leaked.ready(), busy.ready()])
+
+        @ray.remote(num_cpus=0.5)
+        class Holder:
+            def ping(self):
+                return 1
+
+        holder = Holder.options(scheduling_strategy=PlacementGroupSchedulingStrategy(busy)).remote()
+        assert ray.get(holder.ping.remote()) == 1
+        reaper = placement_group_reaper(grace_s=0.0, every_s=0.0)
+        for _ in range(20):  # the state API can lag behind the actor start
+            reaper.on_step_end(0, [])
+            if placement_group_table(leaked)["state"] == "REMOVED":
+                break
+            time.sleep(0.5)
+        assert placement_group_table(leaked)["state"] == "REMOVED"
+        assert placement_group_table(busy)["state"] == "CREATED"
+    finally:
+        ray.shutdown()
