@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
+import psutil
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -168,3 +169,35 @@ def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
         assert placement_group_table(busy)["state"] == "CREATED"
     finally:
         ray.shutdown()
+
+
+def test_crashed_trial_is_retried_and_the_sweep_completes(tmp_path):
+    """The process of a running trial is SIGKILLed; with ``resources.max_failures: 1`` Tune retries
+    the trial, whose Train run resumes from its checkpoint, and the sweep finishes."""
+    path = _sweep_file(tmp_path, name="crash", lrs=(0.05, 0.02))
+    sweep = yaml.safe_load(path.read_text())
+    sweep["scheduler"] = {"type": "fifo"}
+    sweep["resources"] = {"max_failures": 1}
+    path.write_text(yaml.safe_dump(sweep))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    log = tmp_path / "sweep.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "jobs/tune_promptmm.py", "--config", str(path)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 600
+            while not glob.glob(str(tmp_path / "tune" / "crash-*_00000-lightgcn" / "checkpoint_manager_snapshot.json")):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.1)
+            trials = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                      if p.cmdline() and p.cmdline()[0].startswith("ray::ImplicitFunc")]
+            assert len(trials) == 1, trials
+            trials[0].send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert "lightgcn: resumed from checkpoint: next epoch" in text  # the retried trial continued
+    table = pd.read_csv(tmp_path / "sweeps" / "crash" / "sweep_summary.csv")
+    assert len(table) == 2 and (table["status"] == "ok").all() and (table["epochs"] == 3).all(), table
