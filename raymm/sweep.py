@@ -165,7 +165,9 @@ def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
     if table.empty or np.isnan(table.loc[0, METRIC]):
         raise RuntimeError(f"sweep {sweep.name}: no trial reported {METRIC}")
     champion = table.iloc[0]
-    cfg = trial_config(sweep, {k: champion[k] for k in sweep.space})
+    # numpy scalars from the table back to Python values (the config is strict: numpy.bool_ is no bool)
+    cfg = trial_config(sweep, {k: champion[k].item() if hasattr(champion[k], "item") else champion[k]
+                               for k in sweep.space})
     stage = "student" if cfg.model.name == "promptmm" else "lightgcn"
     return SweepOutcome(table, str(champion["trial_id"]), cfg,
                         trial_checkpoint(storage, sweep, str(champion["trial_id"]), stage))
@@ -192,7 +194,7 @@ def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str) -> list[str]:
         plt.close(fig)
         paths.append(path)
     keys = list(sweep.space)
-    numeric = table[keys].apply(pd.to_numeric, errors="coerce")
+    numeric = table[keys].apply(_as_numbers)
     span = (numeric.max() - numeric.min()).replace(0, 1)
     scaled = (numeric - numeric.min()) / span
     fig, ax = plt.subplots(figsize=(1.6 * len(keys) + 3, 4))
@@ -209,6 +211,17 @@ def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str) -> list[str]:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return paths + [path]
+
+
+def _as_numbers(column: pd.Series) -> pd.Series:
+    """A searched column as numbers for plotting: booleans 0/1, numbers as they are, anything else
+    (a choice of strings) as category codes."""
+    if column.dtype == bool:
+        return column.astype(float)
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().all():
+        return numbers.astype(float)
+    return column.astype(str).astype("category").cat.codes.astype(float)
 
 
 def write_summary(table: pd.DataFrame, out_dir: str) -> str:

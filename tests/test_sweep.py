@@ -201,3 +201,11 @@ def test_crashed_trial_is_retried_and_the_sweep_completes(tmp_path):
     assert "lightgcn: resumed from checkpoint: next epoch" in text  # the retried trial continued
     table = pd.read_csv(tmp_path / "sweeps" / "crash" / "sweep_summary.csv")
     assert len(table) == 2 and (table["status"] == "ok").all() and (table["epochs"] == 3).all(), table
+
+
+def test_searched_columns_plot_as_numbers():
+    from raymm.sweep import _as_numbers
+
+    assert _as_numbers(pd.Series([True, False])).tolist() == [1.0, 0.0]
+    assert _as_numbers(pd.Series([0.1, 2])).tolist() == [0.1, 2.0]
+    assert _as_numbers(pd.Series(["mean", "sum", "mean"])).tolist() == [0.0, 1.0, 0.0]
