@@ -32,9 +32,9 @@ raymm_cluster_start() {
   local want=$((workers + 1))
   for _ in $(seq 1 120); do
     local alive
-    alive=$(python - <<PY
+    alive=$(python - 2>/dev/null <<PY | tail -n 1
 import ray
-ray.init(address="$RAYMM_GCS_ADDRESS", logging_level="ERROR")
+ray.init(address="$RAYMM_GCS_ADDRESS", logging_level="ERROR", log_to_driver=False)
 print(sum(n["Alive"] for n in ray.nodes()))
 PY
     )
@@ -44,7 +44,8 @@ PY
     fi
     sleep 1
   done
-  echo "worker nodes did not join within 120 s; logs in $RAYMM_HEAD_TMP" >&2
+  echo "worker nodes did not join within 120 s; their logs:" >&2
+  tail -n 20 "$RAYMM_HEAD_TMP"/ray_worker_*.log >&2
   raymm_cluster_stop
   return 1
 }
