@@ -71,6 +71,8 @@ class Task:
 
     name = "lightgcn"
     list_negatives = 0
+    # DDP must be told when some trainable parameters may get no gradient in a step
+    may_leave_parameters_unused = False
 
     def __init__(self, cfg: Config, shared: SharedData):
         self.cfg, self.shared, self.graph = cfg, shared, shared.graph
@@ -178,6 +180,9 @@ class DistillTask(Task):
     + lambda_emb L_emb (spec "Stage 2"; losses in :mod:`raymm.kd`)."""
 
     name = "student"
+    # the trainable prompt feeds several teacher outputs; a KD term switched off (an ablation)
+    # leaves the prompt parameters behind it without gradient
+    may_leave_parameters_unused = True
 
     def __init__(self, cfg, shared):
         self.list_negatives = cfg.distill.list_negatives if cfg.distill.list_weight else 0
