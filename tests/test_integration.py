@@ -109,9 +109,11 @@ def test_promptmm_two_stage_job_and_stage2_from_saved_teacher(tmp_path):
     scored = json.loads(ev.stdout.strip().splitlines()[-1])
     assert scored["recall@20"] == pytest.approx(results["teacher"]["val"]["recall@20"], abs=1e-6)
 
-    # Stage 2 alone, from the saved teacher given as an MLflow artifact URI (no stage-1 training).
+    # Stage 2 alone, from the saved teacher given as an MLflow artifact URI (no stage-1 training), as
+    # an ablation (w/o pairwise KD): under DDP the prompt parameters behind the switched-off term get
+    # no gradient, which DDP must be told about.
     teacher_run = results["teacher"]["mlflow_run_id"]
-    proc = _run_job(tmp_path, "model.name=promptmm", "train.epochs=2", "prompt.size=4",
+    proc = _run_job(tmp_path, "model.name=promptmm", "train.epochs=2", "prompt.size=4", "distill.pair_weight=0",
                     f"teacher.checkpoint=runs:/{teacher_run}/teacher_best_model.pt", "output.run_name=from-teacher")
     out = proc.stdout + proc.stderr
     results2 = _results(proc)

@@ -71,8 +71,6 @@ class Task:
 
     name = "lightgcn"
     list_negatives = 0
-    # DDP must be told when some trainable parameters may get no gradient in a step
-    may_leave_parameters_unused = False
 
     def __init__(self, cfg: Config, shared: SharedData):
         self.cfg, self.shared, self.graph = cfg, shared, shared.graph
@@ -180,9 +178,6 @@ class DistillTask(Task):
     + lambda_emb L_emb (spec "Stage 2"; losses in :mod:`raymm.kd`)."""
 
     name = "student"
-    # the trainable prompt feeds several teacher outputs; a KD term switched off (an ablation)
-    # leaves the prompt parameters behind it without gradient
-    may_leave_parameters_unused = True
 
     def __init__(self, cfg, shared):
         self.list_negatives = cfg.distill.list_negatives if cfg.distill.list_weight else 0
@@ -234,6 +229,9 @@ class DistillTask(Task):
                 e = embedding_kd(t.modal, emb, d.sce_gamma)
             total = total + d.emb_weight * e
             parts["kd_emb"] = e.item()
+        # Under DDP every teacher output that the trainable prompt feeds must reach the loss, or DDP
+        # waits for gradients that never come: a KD term switched off (an ablation) passes as 0 x.
+        total = total + 0.0 * (t.emb.sum() + sum(f.sum() for f in t.modal.values()))
         return total, parts
 
     def ranking_module(self) -> nn.Module:

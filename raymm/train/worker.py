@@ -83,8 +83,7 @@ def train_loop_per_worker(config: dict) -> None:
     else:
         task.module.to(device)
         task.on_fresh_start(device)
-    model = ray.train.torch.prepare_model(  # to the worker's device; DDP when world > 1
-        task.module, parallel_strategy_kwargs={"find_unused_parameters": task.may_leave_parameters_unused})
+    model = ray.train.torch.prepare_model(task.module)  # to the worker's device; DDP when world > 1
     module = model.module if hasattr(model, "module") else model
     task.module = module
     optimizer = task.optimizer(list(model.parameters()))
