@@ -88,6 +88,10 @@ def ablation() -> None:
         variants.append((label, run(f"tiktok-abl-{name}", "conf/promptmm_tiktok.yaml", teacher, override)))
     # last: it retrains the teacher without a prompt
     variants.append(("w/o prompt", run("tiktok-abl-noprompt", "conf/promptmm_tiktok.yaml", "prompt.enabled=false")))
+    # control: the student only initialised from the teacher, no KD term at all
+    variants.append(("w/o all three KD terms (teacher init only)",
+                     run("tiktok-abl-nokd", "conf/promptmm_tiktok.yaml", teacher, "distill.pair_weight=0",
+                         "distill.list_weight=0", "distill.emb_weight=0")))
     print("\n| variant (student) | val Recall@20 | val NDCG@20 |")
     print("|---|---|---|")
     for label, r in variants:
