@@ -73,33 +73,33 @@ def prepare(path: str) -> None:
     print(f"wrote {path}: {len(case['users'])} train edges, 3 teacher and 3 student batches of 1024")
 
 
+def _steps(task, batches, device: str, name: str, out: dict) -> dict:
+    """Loss and backward of ``task`` on each batch; records ``<name>_loss_<i>``, ``<name>_grads_<i>``
+    in ``out`` and returns the last step's gradients by parameter name (None: no gradient)."""
+    task.module.to(device).train()
+    for i, batch in enumerate(batches):
+        task.module.zero_grad()
+        loss, _ = task.loss(task.module, batch.to(device))
+        loss.backward()
+        grads = {n: p.grad for n, p in task.module.named_parameters()}
+        out[f"{name}_loss_{i}"] = loss.detach().cpu()
+        out[f"{name}_grads_{i}"] = {n: g.detach().cpu().clone() for n, g in grads.items() if g is not None}
+    return grads
+
+
 def _run(case: dict, device: str) -> dict:
     """Losses and gradients of both stages, full-graph embeddings and evaluation sums on ``device``."""
     cfg = build_config({}, OVERRIDES)
     out = {}
     teacher = TeacherTask(cfg, _shared(case))
     teacher.module.load_state_dict(case["teacher"]["state_dict"])
-    teacher.module.to(device).train()
-    for i, batch in enumerate(case["teacher_batches"]):
-        teacher.module.zero_grad()
-        loss, _ = teacher.loss(teacher.module, batch.to(device))
-        loss.backward()
-        out[f"teacher_loss_{i}"] = loss.detach().cpu()
-        out[f"teacher_grads_{i}"] = {n: p.grad.detach().cpu().clone() for n, p in teacher.module.named_parameters()
-                                     if p.grad is not None}
+    _steps(teacher, case["teacher_batches"], device, "teacher", out)
     student = DistillTask(cfg, _shared(case))
     student.module.student.load_state_dict(case["student_state"])
-    student.module.to(device).train()
-    for i, batch in enumerate(case["student_batches"]):
-        student.module.zero_grad()
-        loss, _ = student.loss(student.module, batch.to(device))
-        loss.backward()
-        out[f"student_loss_{i}"] = loss.detach().cpu()
-        grads = {n: p.grad for n, p in student.module.named_parameters()}
-        out[f"student_grads_{i}"] = {n: g.detach().cpu().clone() for n, g in grads.items() if g is not None}
-        out["frozen_teacher_has_grad"] = any(grads[n] is not None for n in grads
-                                             if n.startswith("teacher.") and ".prompt." not in f".{n}")
-        out["prompt_has_grad"] = any(g is not None for n, g in grads.items() if "prompt" in n)
+    grads = _steps(student, case["student_batches"], device, "student", out)
+    out["frozen_teacher_has_grad"] = any(g is not None for n, g in grads.items()
+                                         if n.startswith("teacher.") and ".prompt." not in f".{n}")
+    out["prompt_has_grad"] = any(g is not None for n, g in grads.items() if "prompt" in n)
     shared = _shared(case)
     adj = full_adjacency(shared.graph, cfg, device)
     with torch.no_grad():

@@ -13,6 +13,7 @@ from typing import Iterator
 import pyarrow.fs as pafs
 
 from raymm.config import Config
+from raymm.data.store import resolve
 
 
 def is_uri(path: str) -> bool:
@@ -37,21 +38,15 @@ def tune_storage(cfg: Config) -> str:
     return join(storage_root(cfg), "tune")
 
 
-def _fs(path: str) -> tuple[pafs.FileSystem, str]:
-    if is_uri(path):
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
-
-
 def is_dir(path: str) -> bool:
-    fs, p = _fs(path)
+    fs, p = resolve(path)
     return fs.get_file_info(p).type == pafs.FileType.Directory
 
 
 def checkpoint_dirs(run_path: str) -> list[str]:
     """The ``checkpoint_<timestamp>`` directories of one Ray Train run, oldest first (Ray also keeps a
     ``checkpoint_manager_snapshot.json`` there, which is not one)."""
-    fs, p = _fs(run_path)
+    fs, p = resolve(run_path)
     if fs.get_file_info(p).type != pafs.FileType.Directory:
         return []
     infos = fs.get_file_info(pafs.FileSelector(p))

@@ -76,11 +76,13 @@ def _trial_logger(tracking_uri: str, experiment: str, parent_run_id: str, sweep_
     from mlflow.tracking import MlflowClient
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+    # only plain values in the closure: Tune pickles its callbacks with the run config
+    experiment_id = MlflowClient(tracking_uri).get_run(parent_run_id).info.experiment_id
+
     class ResumableMLflowLogger(MLflowLoggerCallback):
         def log_trial_start(self, trial):
             if trial not in self._trial_runs:
                 client = MlflowClient(self.tracking_uri)
-                experiment_id = client.get_run(parent_run_id).info.experiment_id
                 found = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}' and "
                                                             f"tags.`raymm.trial_id` = '{trial.trial_id}'")
                 if found:
@@ -99,8 +101,9 @@ def placement_group_reaper(grace_s: float = 30.0, every_s: float = 10.0):
     With Ray 2.60 (Train V2 inside Tune), a trial that Tune stops early (ASHA) can leave its Train
     worker group's placement group reserved: the controller stops its PlacementGroupCleaner before
     the trial process is killed, and nothing removes the group (and that cleaner asks Ray's state API
-    for "the" local instance, which fails where several Ray instances share a machine). Each leak holds the trial's worker
-    CPUs for the rest of the sweep, until Ray Data has no CPU left and the next trial waits forever.
+    for "the" local instance, which fails where several Ray instances share a machine). Each leak
+    holds the trial's worker CPUs for the rest of the sweep, until Ray Data has no CPU left and the
+    next trial waits forever.
     Seen here: 2 of 9 trials leaked 1 CPU each on a 4-CPU local instance, and trial 10 hung.
 
     Removed: placement groups created by this job (the sweep's driver), CREATED, and with no live
