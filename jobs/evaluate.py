@@ -3,8 +3,12 @@ masked). The last line of output is the metrics as one JSON object.
 
     python jobs/evaluate.py --model outputs/runs/<run>/student_best_model.pt --data datasets/tiktok --split val
     python jobs/evaluate.py --model outputs/runs/<run>/teacher_best_model.pt --data datasets/tiktok --split val
-    python jobs/evaluate.py --model runs:/<mlflow run id>/model --tracking-uri sqlite:///outputs/mlflow.db \
+    python jobs/evaluate.py --model models:/raymm-promptmm@champion --tracking-uri sqlite:///$PWD/outputs/mlflow.db \
         --data ../shared/data/tiktok --split val
+
+--model is a saved payload (any method's ``*_best_model.pt`` or a checkpoint directory: rebuilt from
+the model registry and run on the training graph) or a served MLflow model (``runs:/<id>/model``,
+``models:/<name>@<alias>``: its embedding tables).
 
 --data is a canonical dataset (manifest.json) or a PromptMM/MMRec directory (imported to a
 temporary directory first). The model's user/item counts must match the dataset's.
@@ -18,9 +22,10 @@ import tempfile
 from raymm.cli import report_input_errors
 from raymm.data.importers import detect_layout, import_any
 from raymm.data.store import load_dataset
+from raymm.errors import InputError
 from raymm.evaluation import finalize, metric_sums
 from raymm.graph import EvalSplit, TrainGraph
-from raymm.model_io import load_model
+from raymm.model_io import ranking_tables
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", required=True, help="checkpoint dir, best_model.pt, or MLflow model URI")
@@ -30,7 +35,12 @@ parser.add_argument("--ks", default="10,20,50", help="comma-separated cut-offs")
 parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
 args = parser.parse_args()
 report_input_errors()  # bad input: one clear line on stderr, exit status 2
-ks = [int(k) for k in args.ks.split(",")]
+try:
+    ks = sorted({int(k) for k in args.ks.split(",")})
+except ValueError:
+    ks = []
+if not ks or ks[0] <= 0:
+    raise InputError(f"--ks {args.ks!r}: expected comma-separated positive integers, e.g. 10,20,50")
 
 # 1. Data: canonical, or imported on the fly into a temporary directory.
 tmp = tempfile.TemporaryDirectory()
@@ -41,17 +51,14 @@ if "://" not in uri and detect_layout(uri) != "canonical":
 dataset = load_dataset(uri)
 splits = dataset.read_interactions()
 if len(splits[args.split][0]) == 0:
-    raise SystemExit(f"error: {args.data} has no '{args.split}' interactions")
+    raise InputError(f"{args.data} has no '{args.split}' interactions")
 
-# 2. Model (student or teacher), checked against the dataset.
-model = load_model(args.model, args.tracking_uri, features=dataset.read_all_features())
-if (model.num_users, model.num_items) != (dataset.num_users, dataset.num_items):
-    raise SystemExit(f"error: model {args.model} has {model.num_users} users / {model.num_items} items, "
-                     f"dataset {args.data} has {dataset.num_users} / {dataset.num_items}")
-
-# 3. Full-graph embeddings and full-ranking metrics.
+# 2. The model's final embeddings (a payload runs on the training graph; a served model has tables),
+#    checked against the dataset.
 graph = TrainGraph.from_interactions(*splits["train"], dataset.num_users, dataset.num_items)
-users, items = model.full_embeddings(graph.normalized_adjacency(normalization=model.normalization))
+users, items = ranking_tables(args.model, graph, dataset.read_all_features(), args.tracking_uri)
+
+# 3. Full-ranking metrics.
 split = EvalSplit.from_interactions(*splits[args.split])
 metrics = finalize(metric_sums(users, items, split, graph, ks), ks)
 metrics.update({"split": args.split, "num_users": int(len(split.users)), "model": args.model, "data": args.data})

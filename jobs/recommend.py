@@ -12,13 +12,13 @@ import argparse
 import os
 import shutil
 
-import mlflow.pyfunc
 import numpy as np
 import ray.data
 
 from raymm.cli import report_input_errors
 from raymm.cluster import init_ray
-from raymm.serving import RecommenderModel
+from raymm.errors import InputError
+from raymm.model_io import load_recommender
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", required=True, help="MLflow model URI (models:/<name>@<alias>, runs:/<id>/<name>)")
@@ -31,24 +31,26 @@ parser.add_argument("--concurrency", type=int, default=2, help="parallel model r
 args = parser.parse_args()
 report_input_errors()  # bad input: one clear line on stderr, exit status 2
 if os.path.exists(args.out):
-    raise SystemExit(f"error: {args.out} already exists")
-if args.tracking_uri:
-    mlflow.set_tracking_uri(args.tracking_uri)
+    raise InputError(f"--out {args.out} already exists")
+for flag, value in (("--k", args.k), ("--batch-size", args.batch_size), ("--concurrency", args.concurrency)):
+    if value <= 0:
+        raise InputError(f"{flag} {value}: expected a positive integer")
 
 # 1. The model (once here, to know the users; each Ray Data replica loads its own copy).
-model: RecommenderModel = mlflow.pyfunc.load_model(args.model).unwrap_python_model()
-users = (np.arange(model.num_users) if args.users is None
-         else np.array([int(u) for u in args.users.split(",")], dtype=np.int64))
+model = load_recommender(args.model, args.tracking_uri)
+try:
+    users = (np.arange(model.num_users) if args.users is None
+             else np.array([int(u) for u in args.users.split(",")], dtype=np.int64))
+except ValueError:
+    raise InputError(f"--users {args.users!r}: expected comma-separated integer user ids") from None
 bad = users[(users < 0) | (users >= model.num_users)]
 if bad.size:
-    raise SystemExit(f"error: user ids out of range [0, {model.num_users}): {bad[:5].tolist()}")
+    raise InputError(f"--users: ids out of range [0, {model.num_users}): {bad[:5].tolist()}")
 
 
 class Recommend:
     def __init__(self, uri: str, tracking_uri: str | None, k: int):
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-        self.model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+        self.model = load_recommender(uri, tracking_uri)
         self.k = k
 
     def __call__(self, batch):
@@ -67,4 +69,4 @@ try:
 except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-print(f"[raymm] wrote top-{args.k} recommendations for {len(users)} users to {args.out}")
+print(f"[raymm] wrote top-{min(args.k, model.item_emb.shape[0])} recommendations for {len(users)} users to {args.out}")

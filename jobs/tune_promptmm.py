@@ -1,96 +1,11 @@
-"""Sweep training-config keys with Ray Tune, choose the champion on validation, register it.
+"""Sweep PromptMM settings: ``jobs/tune.py`` under its earlier name (kept for existing commands).
 
     python jobs/tune_promptmm.py --config conf/tune/promptmm_synthetic.yaml [sweep.key=value ...]
-    ray job submit --working-dir . -- python jobs/tune_promptmm.py --config conf/tune/promptmm_synthetic.yaml
-
-Relaunching the same sweep (same ``name``) after an interruption resumes it: finished trials are
-not rerun, unfinished ones continue from their checkpoints.
 """
 
-import argparse
 import os
+import runpy
+import sys
 
-import torch
-
-from raymm.cli import report_input_errors
-from raymm.cluster import init_ray
-from raymm.data.prepare import prepare_dataset
-from raymm.evaluation import finalize, metric_sums
-from raymm.model_io import load_payload
-from raymm.models.lightgcn import LightGCN
-from raymm.models.promptmm import PromptMMTeacher
-from raymm.serving import log_recommender
-from raymm.sweep import build_tuner, champion_record, plots, summarize, write_summary
-from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command
-from raymm.train.run import build_shared
-from raymm.storage import tune_storage
-from raymm.tuning import load_sweep, trial_checkpoint
-
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--config", required=True, help="sweep file (conf/tune/*.yaml)")
-parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the sweep file")
-args = parser.parse_args()
-report_input_errors()  # bad input: one clear line on stderr, exit status 2
-
-# 1. Sweep and base configs (every searched key validated), tracking store, data, output directory.
-sweep, base = load_sweep(args.config, args.overrides)
-check_tracking_store(tracking_uri(base))  # a tracking server that does not answer fails the sweep here
-dataset = prepare_dataset(base)
-out_dir = os.path.join(os.path.abspath(base.output.dir), "sweeps", sweep.name)
-os.makedirs(out_dir, exist_ok=True)
-storage = tune_storage(base)  # sweep state and the trials' checkpoints: output.storage (s3:// ...) or output.dir
-
-# 2. Parent MLflow run of the sweep (resumed with the sweep); one child run per trial.
-tracker = Tracker(base, f"sweep-{sweep.name}")
-tracker.log_artifact(args.config)
-print(f"[raymm] sweep {sweep.name}: MLflow parent run {tracker.run_id} at {tracker.uri}", flush=True)
-
-# 3. Tune.
-init_ray()
-tuner = build_tuner(sweep, dataset, storage, tracker.uri, base.mlflow.experiment, tracker.run_id)
-results = tuner.fit()
-
-# 4. Summary table and plots; the champion by validation only.
-outcome = summarize(sweep, results, storage)
-print(outcome.table.to_string(index=False), flush=True)
-tracker.log_artifact(write_summary(outcome.table, out_dir))
-for png in plots(outcome.table, sweep, out_dir):
-    tracker.log_artifact(png)
-
-# 5. The champion: validation and (for it alone) test, then the registry.
-cfg = outcome.champion_config
-shared = build_shared(dataset, cfg)
-payload = load_payload(outcome.champion_checkpoint)  # a local path or a URI
-student = LightGCN(**payload["hparams"])
-student.load_state_dict(payload["state_dict"])
-adj = shared.graph.normalized_adjacency(normalization=student.normalization)
-users, items = student.full_embeddings(adj)
-val = finalize(metric_sums(users, items, shared.val, shared.graph, cfg.eval.ks), cfg.eval.ks)
-test = finalize(metric_sums(users, items, shared.test, shared.graph, cfg.eval.ks), cfg.eval.ks) if shared.test else {}
-tracker.log_metrics(val, prefix="champion_val_")
-if test:
-    tracker.log_metrics(test, prefix="champion_test_")
-record = champion_record(outcome, val, test, out_dir)
-tracker.log_artifact(record)
-reg = sweep.registry
-weights = os.path.join(out_dir, "champion_student.pt")
-torch.save(payload, weights)
-info = log_recommender(tracker.run_id, tracker.uri, "champion_student", users, items, shared.graph, reg.top_k,
-                       {"config": record, "weights": weights}, reg.model_name, reg.alias)
-print(f"[raymm] champion trial {outcome.champion_trial}: val recall@20={val['recall@20']:.4f}"
-      + (f", test recall@20={test['recall@20']:.4f}" if test else ""), flush=True)
-print(f"[raymm] registered models:/{reg.model_name}@{reg.alias} (version {info.registered_model_version})")
-if cfg.model.name == "promptmm":
-    teacher_payload = load_payload(sweep.teacher_checkpoint if sweep.teacher_checkpoint
-                                   else trial_checkpoint(storage, sweep, outcome.champion_trial, "teacher"))
-    teacher_file = os.path.join(out_dir, "champion_teacher.pt")
-    torch.save(teacher_payload, teacher_file)
-    teacher = PromptMMTeacher.from_payload(teacher_payload, shared.features).eval()
-    with torch.no_grad():
-        t_users, t_items = teacher.full_embeddings(adj)
-    t_info = log_recommender(tracker.run_id, tracker.uri, "champion_teacher", t_users, t_items, shared.graph,
-                             reg.top_k, {"config": record, "weights": teacher_file}, f"{reg.model_name}-teacher",
-                             reg.alias)
-    print(f"[raymm] registered models:/{reg.model_name}-teacher@{reg.alias} (version {t_info.registered_model_version})")
-tracker.finish()
-print(f"[raymm] sweep summary: {out_dir}; see it with: {ui_command(tracker.uri)}")
+sys.argv[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tune.py")
+runpy.run_path(sys.argv[0], run_name="__main__")

@@ -1,52 +1,32 @@
 """Typed, validated job configuration.
 
 A config is YAML validated into :class:`Config` (pydantic, ``extra="forbid"``): an unknown key, a
-wrong type or an out-of-range value is an error that names the dotted key. Command-line overrides
-are ``dotted.key=value`` pairs whose values are parsed as YAML scalars (``train.lr=1e-3``,
+wrong type or an out-of-range value is an error that names the dotted key. Files compose: each
+``--config`` file is deep-merged over the previous ones (later wins), and a file may start from
+others with ``include: [base.yaml, ...]`` (paths relative to it). Command-line overrides are
+``dotted.key=value`` pairs whose values are parsed as YAML (``train.lr=1e-3``,
 ``train.fanouts=[10,5]``).
+
+The method is picked with ``method.name``; its options live under ``method.<name>.*`` (a
+discriminated union over :data:`raymm.methods.registry.METHODS`), so a key of another method is an
+error that names it.
 
 Example::
 
-    cfg = load_config("conf/default.yaml", ["train.epochs=3"])
-    cfg.train.epochs  # 3
+    cfg = load_config(["conf/promptmm.yaml"], ["train.epochs=3", "method.promptmm.distill.tau_pair=0.5"])
+    cfg.method.promptmm.distill.tau_pair  # 0.5
 """
 
 from __future__ import annotations
 
-import re
+import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, create_model, model_validator
 
-from raymm.errors import InputError
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-3`` as a string; accept exponent floats without a dot, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def parse_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
-
-
-class ConfigError(InputError):
-    """A configuration file or override is invalid; the message names the key."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+from raymm.configbase import ConfigError, _Section, parse_yaml  # noqa: F401  (re-exported)
+from raymm.methods.registry import METHODS
 
 
 class SyntheticConfig(_Section):
@@ -63,6 +43,7 @@ class SyntheticConfig(_Section):
     val_fraction: float = Field(0.1, ge=0, lt=0.5)
     test_fraction: float = Field(0.1, ge=0, lt=0.5)
     shard_rows: int = Field(1_000_000, gt=0)
+    num_categories: int = Field(8, ge=0)  # item categories (semantic labels); 0 = no item table
     seed: int = 0
 
 
@@ -85,57 +66,26 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """What to train. ``lightgcn``: the ID-only LightGCN alone (BPR). ``promptmm``: PromptMM's
-    teacher (stage 1) then the LightGCN student distilled from it (stage 2). ``num_layers`` is the
-    student's (LightGCN's) depth; ``embedding_dim`` is shared by teacher and student."""
+    """Sizes shared by every method's models: ``embedding_dim`` (teacher and student alike),
+    ``num_layers`` (the student's / backbone's propagation depth) and the init of ID embeddings."""
 
-    name: Literal["lightgcn", "promptmm"] = "lightgcn"
     embedding_dim: int = Field(32, gt=0)
     num_layers: int = Field(2, ge=0)
     init_std: float = Field(0.1, gt=0)
 
 
-class PromptConfig(_Section):
-    """PromptMM's soft prompt (stage 1 and, in paper mode, stage 2)."""
-
-    enabled: bool = True  # False: the "w/o prompt" ablation
-    size: int = Field(16, gt=0)  # k: PCA components of the hard tokens
-    dropout: float = Field(0.1, ge=0, lt=1)
-    summary_every: int = Field(1, gt=0)  # steps between recomputations of P_i^T X^m
-
-
-class TeacherConfig(_Section):
-    """PromptMM's teacher and its stage-1 training."""
-
-    num_layers: int = Field(2, ge=0)  # ID-GNN layers
-    dropout: float = Field(0.4, ge=0, lt=1)  # on reduced modality features
-    model_cat_rate: float = Field(0.1, ge=0)  # a_mc
-    soft_token_rate: float = Field(0.1, ge=0)  # a_sp
-    feat_soft_token_rate: float = Field(1.0, ge=0)  # a_fp
-    reg_weight: float = Field(1e-4, ge=0)  # lambda_reg
-    prompt_weight: float = Field(0.1, ge=0)  # lambda_p
-    feat_mf_weight: float = Field(1e-3, ge=0)  # lambda_fm
-    feat_reg_weight: float = Field(1e-5, ge=0)  # lambda_feat
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-3, ge=0)  # AdamW
-    epochs: int = Field(30, gt=0)
-    patience: int = Field(5, gt=0)
-    checkpoint: str | None = None  # saved teacher (path or MLflow URI): skip stage 1
+def _method_sections():
+    """One section class per registered method: ``name`` plus its own options under ``<name>``."""
+    sections = []
+    for name, method in METHODS.items():
+        fields: dict[str, Any] = {"name": (Literal[name], name)}
+        if method.config_cls is not None:
+            fields[name] = (method.config_cls, Field(default_factory=method.config_cls))
+        sections.append(create_model(f"{name.title()}MethodSection", __base__=_Section, **fields))
+    return tuple(sections)
 
 
-class DistillConfig(_Section):
-    """PromptMM's stage 2: the student's distillation losses (the student trains with ``train.*``)."""
-
-    tau_pair: float = Field(1.0, gt=0)
-    tau_list: float = Field(1.0, gt=0)
-    list_negatives: int = Field(10, gt=0)  # K
-    pair_weight: float = Field(1.0, ge=0)  # lambda_pair (0 switches the term off)
-    list_weight: float = Field(1.0, ge=0)  # lambda_list
-    emb_weight: float = Field(0.1, ge=0)  # lambda_emb
-    reweight: bool = True  # modality-aware re-weighting of the list-wise non-target term
-    sce_gamma: float = Field(2.0, gt=0)
-    init_from_teacher: bool = False  # student starts from the teacher's final embeddings
-    prompt_trainable: bool = True  # the prompt keeps learning from the student's loss
+MethodConfig = Annotated[Union[_method_sections()], Field(discriminator="name")]
 
 
 class TrainConfig(_Section):
@@ -179,7 +129,8 @@ class EvalConfig(_Section):
 class MlflowConfig(_Section):
     tracking_uri: str | None = None  # None: sqlite:///<output.dir>/mlflow.db
     experiment: str = "raymm"
-    log_model: bool = True
+    log_model: bool = True  # log the served model (the pyfunc recommender) in the job's run
+    registered_model: str | None = "raymm-{method}"  # register it under this name ({method}: method.name); None: log only
 
 
 class OutputConfig(_Section):
@@ -191,12 +142,9 @@ class OutputConfig(_Section):
 
 
 class Config(_Section):
-    parity: bool = False  # reproduce the public PromptMM code's loss forms and quirks (docs/promptmm.md)
+    method: MethodConfig = Field(default_factory=lambda: {"name": DEFAULT_METHOD}, validate_default=True)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    prompt: PromptConfig = Field(default_factory=PromptConfig)
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
@@ -204,12 +152,21 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _depth(self) -> "Config":
-        need = self.model.num_layers
-        if self.model.name == "promptmm":
-            need = max(need, self.teacher.num_layers, 2)  # the modality GNN needs two hops
+        need = METHODS[self.method.name].min_fanout_layers(self)
         if len(self.train.fanouts) < need:
-            raise ValueError(f"train.fanouts has {len(self.train.fanouts)} layer(s); the model needs {need}")
+            raise ValueError(f"train.fanouts has {len(self.train.fanouts)} layer(s); method {self.method.name} "
+                             f"needs {need}")
         return self
+
+    @property
+    def options(self):
+        """The chosen method's ``method.<name>`` section (None for a method without options)."""
+        return getattr(self.method, self.method.name, None)
+
+
+DEFAULT_METHOD = "promptmm"
+_MOVED = {"parity": "method.promptmm.parity", "prompt": "method.promptmm.prompt",
+          "teacher": "method.promptmm.teacher", "distill": "method.promptmm.distill", "model.name": "method.name"}
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -223,12 +180,39 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else in ``over`` replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _error_key(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] == "method" and parts[1] in METHODS:
+        del parts[1]  # the discriminated union's tag
+    return ".".join(parts) or "<root>"
+
+
+def _format_errors(err: ValidationError, source: str, tree: dict | None = None) -> str:
     lines = [f"invalid config ({source}):"]
+    method = (tree or {}).get("method", {}).get("name", DEFAULT_METHOD) if isinstance((tree or {}).get("method"), dict) \
+        else DEFAULT_METHOD
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = _error_key(e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            hint = ""
+            if key in _MOVED:
+                hint = f" (moved to {_MOVED[key]})"
+            elif key.startswith("method.") and key.split(".")[1] in METHODS:
+                other = key.split(".")[1]
+                hint = f" (method.name is {method!r}; method.{other}.* applies to method {other} only)"
+            lines.append(f"  {key}: unknown key{hint}")
+        elif e["type"] == "union_tag_invalid":
+            got = e.get("input")
+            got = got.get("name") if isinstance(got, dict) else got
+            lines.append(f"  {key}.name: unknown method {got!r} (known: {sorted(METHODS)})")
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
@@ -236,31 +220,52 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 def build_config(tree: dict[str, Any] | None, overrides: list[str] = (), source: str = "<dict>") -> Config:
     """Validate a config tree plus ``key=value`` overrides into a :class:`Config`."""
-    tree = dict(tree or {})
+    tree = copy.deepcopy(tree or {})
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form dotted.key=value")
-        _set_dotted(tree, key.strip(), parse_yaml(raw))
+        _set_dotted(tree, key.strip(), parse_yaml(raw, f"override {key.strip()}"))
+    if isinstance(tree.get("method"), dict):
+        tree["method"].setdefault("name", DEFAULT_METHOD)
     try:
         return Config.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
+        raise ConfigError(_format_errors(err, source, tree)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read YAML ``path`` (or the defaults when None) and apply ``overrides``."""
+def read_tree(path: str | Path, _seen: tuple = ()) -> dict[str, Any]:
+    """A config file as a tree, its ``include:`` files merged first (in order, then the file itself)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.resolve() in _seen:
+        raise ConfigError(f"config file {path}: include cycle ({' -> '.join(str(p) for p in _seen)})")
+    tree = parse_yaml(path.read_text(), str(path)) or {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping")
+    includes = tree.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"config file {path}: include must be a list of file paths")
+    out: dict[str, Any] = {}
+    for inc in includes:
+        out = merge(out, read_tree(path.parent / inc, _seen + (path.resolve(),)))
+    return merge(out, tree)
+
+
+def load_config(paths: str | Path | list | None = None, overrides: list[str] = ()) -> Config:
+    """Read the YAML file(s) ``paths`` (merged in order, later wins; none: the defaults) and apply
+    ``overrides``."""
+    if paths is None:
+        paths = []
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
     tree: dict[str, Any] = {}
-    source = "<defaults>"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        tree = parse_yaml(path.read_text()) or {}
-        if not isinstance(tree, dict):
-            raise ConfigError(f"config file {path}: top level must be a mapping")
-        source = str(path)
-    return build_config(tree, overrides, source)
+    for p in paths:
+        tree = merge(tree, read_tree(p))
+    return build_config(tree, overrides, " + ".join(str(p) for p in paths) or "<defaults>")
 
 
 def flatten(cfg: Config) -> dict[str, Any]:

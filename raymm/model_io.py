@@ -1,5 +1,7 @@
-"""Loading saved models: a training checkpoint directory, a ``best_model.pt`` file (student, LightGCN
-or PromptMM teacher), or an MLflow model URI (``runs:/<id>/model``, ``models:/<name>@<alias>``)."""
+"""Loading saved models: a training checkpoint directory, a ``best_model.pt`` payload file (any
+registered kind, see :mod:`raymm.models.registry`), an MLflow artifact URI of such a file, or the
+served MLflow model (``runs:/<id>/model``, ``models:/<name>@<alias>``: the pyfunc recommender of
+:mod:`raymm.serving`, which every job logs)."""
 
 from __future__ import annotations
 
@@ -7,18 +9,26 @@ import os
 import tempfile
 
 import torch
-from torch import nn
 
 from raymm.errors import ModelMismatchError
-from raymm.models.lightgcn import LightGCN
-from raymm.models.promptmm import PromptMMTeacher
 from raymm.storage import is_dir, is_uri, local_checkpoint
 from raymm.train.state import BEST_FILE
 
+MLFLOW_PREFIXES = ("runs:/", "models:/", "mlflow-artifacts:")
 
-def load_payload(path: str) -> dict:
-    """A saved ``best_model.pt`` payload (``kind``, ``hparams``, ``state_dict`` ...) from a file or a
-    checkpoint directory, local or at a URI (``s3://...``)."""
+
+def load_payload(path: str, tracking_uri: str | None = None) -> dict:
+    """A saved ``best_model.pt`` payload (``kind``, ``version``, ``hparams``, ``state_dict`` ...)
+    from a file or a checkpoint directory, local, at a URI (``s3://...``) or an MLflow artifact URI."""
+    if path.startswith(MLFLOW_PREFIXES):
+        import mlflow.artifacts
+
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=path, tracking_uri=tracking_uri)
+        except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+            raise ModelMismatchError(f"{path}: cannot download it from MLflow ({type(e).__name__}: "
+                                     f"{str(e).splitlines()[0][:200]})") from None
+        return load_payload(local)
     if is_uri(path):
         if is_dir(path):
             with local_checkpoint(path) as d:
@@ -44,26 +54,45 @@ def load_payload(path: str) -> dict:
     return saved
 
 
-def load_model(ref: str, tracking_uri: str | None = None, features: dict | None = None) -> nn.Module:
-    """The model behind ``ref``, in eval mode on the CPU; ``model.normalization`` names the
-    adjacency normalisation it was trained with.
+def is_served_model(ref: str) -> bool:
+    """True for an MLflow model URI (the pyfunc recommender), False for a payload or checkpoint."""
+    if ref.startswith("models:/"):
+        return True
+    return ref.startswith("runs:/") and not ref.rstrip("/").endswith(".pt")
 
-    A PromptMM teacher needs the dataset's modality ``features`` to be rebuilt.
-    """
-    if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:/")):
-        import mlflow
-        import mlflow.pytorch
 
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-        model = mlflow.pytorch.load_model(ref, map_location="cpu")
-        return model.eval()
-    saved = load_payload(ref)
-    if saved.get("kind") == "promptmm_teacher":
-        if features is None:
-            raise ModelMismatchError(f"{ref} is a PromptMM teacher: its dataset's modality features are needed to run it")
-        model = PromptMMTeacher.from_payload(saved, features)
+def load_recommender(ref: str, tracking_uri: str | None = None):
+    """The served :class:`raymm.serving.RecommenderModel` behind an MLflow model URI."""
+    import mlflow.pyfunc
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        model = mlflow.pyfunc.load_model(ref)
+    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing model
+        raise ModelMismatchError(f"{ref}: cannot load it from MLflow ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:200]})") from None
+    from raymm.serving import RecommenderModel
+
+    inner = model.unwrap_python_model()
+    if not isinstance(inner, RecommenderModel):
+        raise ModelMismatchError(f"{ref} is not a raymm recommender (it is a {type(inner).__name__})")
+    return inner
+
+
+def ranking_tables(ref: str, graph, features: dict | None = None, tracking_uri: str | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """((U, d) user, (I, d) item) final embeddings of the model behind ``ref``: a served MLflow model
+    gives its tables; a payload is rebuilt (its kind from the registry) and run on the full graph."""
+    if is_served_model(ref):
+        rec = load_recommender(ref, tracking_uri)
+        users, items = rec.user_emb, rec.item_emb
     else:
-        model = LightGCN(**saved["hparams"])
-        model.load_state_dict(saved["state_dict"])
-    return model.eval()
+        from raymm.models.registry import from_payload
+
+        model = from_payload(load_payload(ref, tracking_uri), features, ref)
+        users, items = model.full_embeddings(graph.normalized_adjacency(normalization=model.normalization))
+    if (users.shape[0], items.shape[0]) != (graph.num_users, graph.num_items):
+        raise ModelMismatchError(f"model {ref} has {users.shape[0]} users / {items.shape[0]} items, the dataset has "
+                                 f"{graph.num_users} / {graph.num_items}")
+    return users, items

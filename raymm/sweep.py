@@ -14,7 +14,8 @@ import pandas as pd
 from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.storage import join
-from raymm.tuning import METRIC, SweepConfig, param_space, run_trial, trial_checkpoint, trial_config
+from raymm.methods.registry import get_method
+from raymm.tuning import SweepConfig, param_space, run_trial, sweep_metric, trial_checkpoint, trial_config
 
 
 @dataclass
@@ -22,7 +23,8 @@ class SweepOutcome:
     table: pd.DataFrame  # one row per trial: searched values, best val metric, epochs, status
     champion_trial: str
     champion_config: Config
-    champion_checkpoint: str
+    champion_checkpoint: str  # of the method's last stage (the served model)
+    metric: str  # the selection metric's Tune name
 
 
 def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri: str, experiment: str,
@@ -58,7 +60,7 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
     return tune.Tuner(
         trainable,
         param_space=param_space(sweep),
-        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=search, scheduler=scheduler,
+        tune_config=tune.TuneConfig(metric=sweep_metric(base), mode="max", search_alg=search, scheduler=scheduler,
                                     num_samples=sweep.search.num_samples,
                                     max_concurrent_trials=sweep.resources.max_concurrent_trials),
         run_config=tune.RunConfig(
@@ -152,47 +154,48 @@ def placement_group_reaper(grace_s: float = 30.0, every_s: float = 10.0):
 
 def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
     """Per-trial table (best validation value over its epochs) and the champion, by validation only."""
+    metric = sweep_metric(trial_config(sweep, {}))
     rows = []
     for r in results:
         if r.metrics is None or r.path is None:
             continue
         history = r.metrics_dataframe
-        best = float(history[METRIC].max()) if history is not None and METRIC in history else float("nan")
+        best = float(history[metric].max()) if history is not None and metric in history else float("nan")
         trial_id = r.metrics.get("trial_id")
-        row = {"trial_id": trial_id, METRIC: best,
+        row = {"trial_id": trial_id, metric: best,
                "epochs": int(history["epochs_done"].max()) if history is not None and len(history) else 0,
                "status": "error" if r.error else "ok"}
         row.update({k: r.config.get(k) for k in sweep.space})
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(METRIC, ascending=False, na_position="last").reset_index(drop=True)
-    if table.empty or np.isnan(table.loc[0, METRIC]):
-        raise RuntimeError(f"sweep {sweep.name}: no trial reported {METRIC}")
+    table = pd.DataFrame(rows).sort_values(metric, ascending=False, na_position="last").reset_index(drop=True)
+    if table.empty or np.isnan(table.loc[0, metric]):
+        raise RuntimeError(f"sweep {sweep.name}: no trial reported {metric}")
     champion = table.iloc[0]
     # numpy scalars from the table back to Python values (the config is strict: numpy.bool_ is no bool)
     cfg = trial_config(sweep, {k: champion[k].item() if hasattr(champion[k], "item") else champion[k]
                                for k in sweep.space})
-    stage = "student" if cfg.model.name == "promptmm" else "lightgcn"
+    stage = get_method(cfg.method.name).stages(cfg)[-1].name
     return SweepOutcome(table, str(champion["trial_id"]), cfg,
-                        trial_checkpoint(storage, sweep, str(champion["trial_id"]), stage))
+                        trial_checkpoint(storage, sweep, str(champion["trial_id"]), stage), metric)
 
 
-def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str) -> list[str]:
-    """PNGs: the selection metric against each temperature and the prompt size (when searched), and a
-    parallel-coordinates plot over all searched keys."""
+def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str, metric: str) -> list[str]:
+    """PNGs: the selection metric ``metric`` against each temperature and the prompt size (when
+    searched), and a parallel-coordinates plot over all searched keys."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    for key in [k for k in sweep.space if k.split(".")[-1] in ("tau_pair", "tau_list", "size")]:
+    for key in [k for k in sweep.space if k.split(".")[-1] in ("tau_pair", "tau_list", "size", "temperature")]:
         fig, ax = plt.subplots(figsize=(5, 4))
-        ax.scatter(table[key].astype(float), table[METRIC])
+        ax.scatter(table[key].astype(float), table[metric])
         if "tau" in key:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel="best validation Recall@20", title=f"{METRIC} vs {key}")
+        ax.set(xlabel=key, ylabel=f"best {metric}", title=f"{metric} vs {key}")
         fig.tight_layout()
-        path = os.path.join(out_dir, f"recall_vs_{key.replace('.', '_')}.png")
+        path = os.path.join(out_dir, f"{metric}_vs_{key.replace('.', '_')}.png")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)
@@ -202,13 +205,13 @@ def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str) -> list[str]:
     scaled = (numeric - numeric.min()) / span
     fig, ax = plt.subplots(figsize=(1.6 * len(keys) + 3, 4))
     cmap = plt.get_cmap("viridis")
-    lo, hi = table[METRIC].min(), table[METRIC].max()
+    lo, hi = table[metric].min(), table[metric].max()
     for i, row in scaled.iterrows():
-        value = table.loc[i, METRIC]
+        value = table.loc[i, metric]
         ax.plot(range(len(keys)), row.values, color=cmap(0.0 if hi == lo or np.isnan(value) else (value - lo) / (hi - lo)),
                 marker="o", alpha=0.8)
     ax.set_xticks(range(len(keys)), keys, rotation=20)
-    ax.set(ylabel="value (scaled to [0, 1] per key)", title=f"trials coloured by {METRIC} (yellow = best)")
+    ax.set(ylabel="value (scaled to [0, 1] per key)", title=f"trials coloured by {metric} (yellow = best)")
     fig.tight_layout()
     path = os.path.join(out_dir, "parallel_coordinates.png")
     fig.savefig(path, dpi=100)

@@ -140,8 +140,8 @@ class Tracker:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def learning_curve_png(history: list[dict], path: str | Path, selector: str) -> Path:
-    """Train loss and validation metrics per epoch, as a PNG."""
+def learning_curve_png(history: list[dict], path: str | Path, selector: str, loss_label: str = "loss") -> Path:
+    """Train loss (labelled ``loss_label``) and validation metrics per epoch, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,9 +150,9 @@ def learning_curve_png(history: list[dict], path: str | Path, selector: str) -> 
     epochs = [h["epoch"] + 1 for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
-    ax1.set(xlabel="epoch", ylabel="train loss (BPR + reg)", title="training loss")
+    ax1.set(xlabel="epoch", ylabel=f"train loss ({loss_label})", title="training loss")
     k = selector.split("@")[1]
-    for key in (f"val_recall@{k}", f"val_ndcg@{k}"):
+    for key in dict.fromkeys((f"val_{selector}", f"val_ndcg@{k}")):
         pts = [(h["epoch"] + 1, h[key]) for h in history if key in h]
         if pts:
             ax2.plot(*zip(*pts), marker="o", label=key)

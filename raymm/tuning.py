@@ -4,7 +4,9 @@ builds a ``TorchTrainer`` and forwards its per-epoch reports to Tune with ``Tune
 A sweep file (``conf/tune/*.yaml``) names the training config the trials start from, fixed
 overrides, the search space (dotted keys), the search algorithm (Optuna, seeded; random; grid), the
 ASHA scheduler on validation Recall@20, trial resources and concurrency, and where the champion is
-registered. Selection uses validation only; test is computed for the chosen trial alone.
+registered. Selection uses validation only (``eval.select_metric`` of the base config); test is
+computed for the chosen trial alone. Trials run the method's stages through the same orchestrator
+as the train job (:mod:`raymm.train.stages`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from raymm.config import Config, ConfigError, _format_errors, _Section, build_config, parse_yaml
+from raymm.config import Config, ConfigError, _format_errors, _Section, _set_dotted, build_config, read_tree
+from raymm.configbase import parse_yaml
 from raymm.storage import checkpoint_dirs, join
+from raymm.tracking import metric_key
 
-METRIC = "val_recall_at_20"  # Tune/MLflow name of the selection metric (reports use MLflow-safe keys)
+
+def sweep_metric(cfg: Config) -> str:
+    """Tune/MLflow name of the selection metric (``eval.select_metric``, MLflow-safe: ``val_recall_at_20``)."""
+    return metric_key(f"val_{cfg.eval.select_metric}")
 
 
 class SearchParam(_Section):
@@ -68,13 +75,13 @@ class RegisterConfig(_Section):
 
 class SweepConfig(_Section):
     name: str = "sweep"  # the same name resumes
-    base: str = "conf/promptmm.yaml"  # training config the trials start from
+    base: str = "conf/promptmm.yaml"  # training config the trials start from (its include: files too)
     overrides: list[str] = Field(default_factory=list)  # fixed dotted.key=value for every trial
     space: dict[str, SearchParam]
     search: SearchConfig = Field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    teacher_checkpoint: str | None = None  # reuse one saved teacher in every trial
+    teacher_checkpoint: str | None = None  # PromptMM: reuse one saved teacher in every trial
     state_save_s: float = Field(2.0, gt=0)  # how often the sweep's own state is saved (what a driver crash can lose)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
 
@@ -82,17 +89,15 @@ class SweepConfig(_Section):
 def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Config]:
     """Validate a sweep file (+ ``key=value`` overrides of the sweep file itself) and its base config.
     Every searched key must be a valid training-config key for each of its values."""
-    from raymm.config import _set_dotted
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"sweep file {path} does not exist")
-    tree = parse_yaml(p.read_text()) or {}
+    tree = parse_yaml(p.read_text(), path) or {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} is not of the form dotted.key=value")
-        _set_dotted(tree, key, parse_yaml(raw))
+        _set_dotted(tree, key, parse_yaml(raw, f"override {key}"))
     try:
         sweep = SweepConfig.model_validate(tree)
     except ValidationError as err:
@@ -105,6 +110,9 @@ def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Confi
             raise ConfigError(f"{path}: teacher_checkpoint {sweep.teacher_checkpoint} does not exist")
         sweep.teacher_checkpoint = os.path.abspath(sweep.teacher_checkpoint)
     base = trial_config(sweep, {})
+    if sweep.teacher_checkpoint and base.method.name != "promptmm":
+        raise ConfigError(f"{path}: teacher_checkpoint is for PromptMM sweeps; the base config's method is "
+                          f"{base.method.name!r}")
     for key, param in sweep.space.items():
         samples = param.values if param.values else [param.low, param.high]
         if param.type == "randint":
@@ -119,15 +127,12 @@ def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Confi
 
 def trial_config(sweep: SweepConfig, params: dict[str, Any]) -> Config:
     """The training config of one trial: base file, fixed overrides, then the trial's values."""
-    from raymm.config import _set_dotted
-
-    tree = parse_yaml(Path(sweep.base).read_text()) or {}
-    cfg = build_config(tree, sweep.overrides, source=sweep.base)
+    cfg = build_config(read_tree(sweep.base), sweep.overrides, source=sweep.base)
     tree = cfg.model_dump()
     for key, value in params.items():
         _set_dotted(tree, key, value)
-    if sweep.teacher_checkpoint:
-        _set_dotted(tree, "teacher.checkpoint", sweep.teacher_checkpoint)
+    if sweep.teacher_checkpoint and cfg.method.name == "promptmm":
+        _set_dotted(tree, "method.promptmm.teacher.checkpoint", sweep.teacher_checkpoint)
     return build_config(tree, source=f"trial {params}")
 
 
@@ -150,29 +155,28 @@ def param_space(sweep: SweepConfig) -> dict[str, Any]:
 
 
 def run_trial(config: dict, sweep: dict, dataset_uri: str, storage: str, tracking_uri: str) -> None:
-    """One trial (runs in a Tune actor): train the teacher if the trial needs its own, then the
-    student (or LightGCN) with its per-epoch reports forwarded to Tune. Relaunched after an
-    interruption, its Train runs (named by the trial id) resume from their checkpoints."""
+    """One trial (runs in a Tune actor): the method's stages in order, the last one's per-epoch
+    reports forwarded to Tune. Relaunched after an interruption, its Train runs (named by the trial
+    id) resume from their checkpoints."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from raymm.data.store import load_dataset
-    from raymm.pipeline import load_teacher_payload
     from raymm.train.run import build_shared, run_training
+    from raymm.train.stages import StageResult, plan_stages, run_plan
 
     sweep = SweepConfig.model_validate(sweep)
     cfg = trial_config(sweep, config)
     dataset = load_dataset(dataset_uri, verify_checksums=False)
     shared = build_shared(dataset, cfg)
     name = f"{sweep.name}-{tune.get_context().get_trial_id()}"
-    stage = "lightgcn"
-    if cfg.model.name == "promptmm":
-        if cfg.teacher.checkpoint:
-            shared.teacher = load_teacher_payload(cfg.teacher.checkpoint, shared, tracking_uri)
-        else:
-            shared.teacher = run_training(cfg, dataset, storage, f"{name}-teacher", shared=shared, task="teacher").best_model
-        stage = "student"
-    run_training(cfg, dataset, storage, f"{name}-{stage}", shared=shared, task=stage, callbacks=[TuneReportCallback()])
+
+    def train(stage, last: bool) -> StageResult:
+        out = run_training(cfg, dataset, storage, f"{name}-{stage.name}", stage, shared,
+                           callbacks=[TuneReportCallback()] if last else None)
+        return StageResult(stage.name, out.state, out.best_model, out.checkpoint_path)
+
+    run_plan(plan_stages(cfg, shared, tracking_uri), shared, train)
 
 
 def trial_checkpoint(storage: str, sweep: SweepConfig, trial_id: str, stage: str) -> str:

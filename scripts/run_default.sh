@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command (a): set up, start a local Ray cluster (127.0.0.1, token auth), submit the main job
 # with `ray job submit`, stream its progress, stop exactly that cluster, and say where results are.
-#   bash scripts/run_default.sh [--config conf/default.yaml] [dotted.key=value ...]
+#   bash scripts/run_default.sh [--config conf/promptmm.yaml] [dotted.key=value ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +10,6 @@ source cluster/local_head.sh
 trap raymm_head_stop EXIT
 raymm_head_start "${RAYMM_CPUS:-4}"
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--config conf/default.yaml)
+[ ${#args[@]} -gt 0 ] || args=(--config conf/promptmm.yaml)
 ray job submit --address "$RAY_ADDRESS" --working-dir . -- \
-  python jobs/train_promptmm.py "${args[@]}" "output.dir=$PWD/outputs"
+  python jobs/train.py "${args[@]}" "output.dir=$PWD/outputs"

@@ -6,6 +6,7 @@ A raymm dataset is a directory (local path or any pyarrow/fsspec URI such as ``s
     interactions/part-00000.parquet     user_id int64, item_id int64, split string
     interactions/part-00001.parquet     (+ optional timestamp int64, weight float32)
     features/<modality>.parquet         item_id int64, feature fixed_size_list<float32>[dim]
+    items/part-00000.parquet            optional: item_id int64, category int64 (semantic labels)
 
 Ids are dense and 0-based: users in ``[0, num_users)``, items in ``[0, num_items)``. ``split`` is one
 of ``train``, ``val``, ``test``. Every modality table has exactly one row per item. The manifest is
@@ -28,6 +29,8 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 INTERACTIONS_DIR = "interactions"
 FEATURES_DIR = "features"
+ITEMS_DIR = "items"
+ITEM_COLUMNS = {"category": pa.int64()}  # optional item attributes beside item_id
 
 INTERACTION_SCHEMA = pa.schema(
     [("user_id", pa.int64()), ("item_id", pa.int64()), ("split", pa.string())]
@@ -72,6 +75,8 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)
     has_timestamp: bool = False
     has_weight: bool = False
+    item_files: list[str] = field(default_factory=list)  # the item table's shards (may be empty)
+    item_columns: list[str] = field(default_factory=list)  # its attribute columns, e.g. ["category"]
     source: str = ""
     format: str = FORMAT
     version: int = VERSION

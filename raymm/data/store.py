@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from raymm.data.schema import (FEATURES_DIR, INTERACTION_SCHEMA, INTERACTIONS_DIR, MANIFEST, OPTIONAL_COLUMNS,
+from raymm.data.schema import (FEATURES_DIR, INTERACTION_SCHEMA, INTERACTIONS_DIR, ITEM_COLUMNS, ITEMS_DIR, MANIFEST,
+                               OPTIONAL_COLUMNS,
                                SPLITS, DataValidationError, Manifest, ModalityInfo, feature_schema)
-from raymm.data.validate import InteractionChecker, check_features
+from raymm.data.validate import InteractionChecker, check_features, check_items
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def feature_table(matrix: np.ndarray) -> pa.Table:
 
 
 def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.ndarray], num_users: int,
-                  num_items: int, source: str = "", overwrite: bool = False) -> Manifest:
+                  num_items: int, source: str = "", overwrite: bool = False, items: pa.Table | None = None) -> Manifest:
     """Validate and write a canonical dataset to ``dest``; return its manifest.
 
     Args:
@@ -71,6 +72,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
         shards: interaction tables (``user_id``, ``item_id``, ``split`` [, ``timestamp``, ``weight``]),
             written one Parquet file each, so a generator never holds all of them in memory.
         features: modality name -> (num_items, dim) float array, row = item id.
+        items: optional item table (``item_id`` and attributes such as ``category``), one row per item.
     """
     fs, final = resolve(dest)
     if _exists(fs, final) and not overwrite:
@@ -80,7 +82,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
             if local else final)
     fs.create_dir(work, recursive=True)
     try:
-        manifest = _write_into(fs, work, shards, features, num_users, num_items, source)
+        manifest = _write_into(fs, work, shards, features, num_users, num_items, source, items)
         if local:
             if os.path.exists(final):
                 trash = f"{work}.old"
@@ -98,7 +100,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
         raise
 
 
-def _write_into(fs, root, shards, features, num_users, num_items, source) -> Manifest:
+def _write_into(fs, root, shards, features, num_users, num_items, source, items=None) -> Manifest:
     checker = InteractionChecker(num_users, num_items)
     files: list[str] = []
     optional: set[str] = set()
@@ -124,13 +126,24 @@ def _write_into(fs, root, shards, features, num_users, num_items, source) -> Man
         with fs.open_output_stream(f"{root}/{rel}") as f:
             pq.write_table(feature_table(matrix), f)
         modalities[name] = ModalityInfo(dim=int(matrix.shape[1]), file=rel)
-    rels = files + [m.file for m in modalities.values()]
+    item_files, item_columns = [], []
+    if items is not None:
+        items = check_items(items, f"{source or 'items'} (item table)", num_items)
+        item_columns = [c for c in ITEM_COLUMNS if c in items.column_names]
+        schema = pa.schema([("item_id", pa.int64())] + [(c, ITEM_COLUMNS[c]) for c in item_columns])
+        fs.create_dir(f"{root}/{ITEMS_DIR}", recursive=True)
+        rel = f"{ITEMS_DIR}/part-00000.parquet"
+        with fs.open_output_stream(f"{root}/{rel}") as f:
+            pq.write_table(items.select(schema.names).cast(schema), f)
+        item_files = [rel]
+    rels = files + [m.file for m in modalities.values()] + item_files
     manifest = Manifest(
         num_users=num_users, num_items=num_items,
         split_counts={s: int(len(splits[s][0])) for s in SPLITS},
         modalities=modalities, interaction_files=files,
         checksums={rel: _sha256(fs, f"{root}/{rel}") for rel in rels},
-        has_timestamp="timestamp" in optional, has_weight="weight" in optional, source=source)
+        has_timestamp="timestamp" in optional, has_weight="weight" in optional, source=source,
+        item_files=item_files, item_columns=item_columns)
     with fs.open_output_stream(f"{root}/{MANIFEST}") as f:
         f.write(manifest.to_json().encode())
     log.info("wrote dataset %s: %d users, %d items, splits %s, modalities %s", root, num_users, num_items,
@@ -199,6 +212,19 @@ class Dataset:
     def read_all_features(self) -> dict[str, np.ndarray]:
         return {name: self.read_features(name) for name in self.manifest.modalities}
 
+    def read_items(self) -> dict[str, np.ndarray]:
+        """The item table's columns ordered by item id (``{}`` when the dataset has none), validated."""
+        if not self.manifest.item_files:
+            return {}
+        tables = []
+        for rel in self.manifest.item_files:
+            try:
+                tables.append(pq.read_table(self.path(rel), filesystem=self.fs))
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataValidationError(self.path(rel), f"cannot read Parquet file ({e})") from None
+        table = check_items(pa.concat_tables(tables), self.path(self.manifest.item_files[0]), self.num_items)
+        return {c: table.column(c).to_numpy() for c in table.column_names}
+
 
 def load_dataset(uri: str, verify_checksums: bool = True) -> Dataset:
     """Open the canonical dataset at ``uri``; check that every file exists (and its checksum)."""
@@ -213,7 +239,7 @@ def load_dataset(uri: str, verify_checksums: bool = True) -> Dataset:
                                   "python jobs/import_dataset.py --help)")
     with fs.open_input_stream(mpath) as f:
         manifest = Manifest.from_json(f.read().decode(), mpath)
-    for rel in manifest.interaction_files + [m.file for m in manifest.modalities.values()]:
+    for rel in manifest.interaction_files + [m.file for m in manifest.modalities.values()] + manifest.item_files:
         path = f"{root}/{rel}"
         if not _exists(fs, path):
             raise DataValidationError(path, "file listed in the manifest is missing")

@@ -11,7 +11,10 @@ Generative story, for a seed:
   before to val, the rest to train (at least one train item per user);
 - modality ``m`` is a noisy, different projection of the item factors:
   ``X^m = tanh(Q W_m) + noise * eps`` with ``W_m`` random ``f x d_m`` — the features carry real
-  signal about which items a user likes, so a multimodal teacher can exploit them.
+  signal about which items a user likes, so a multimodal teacher can exploit them;
+- item categories (the semantic labels SGFD learns from), when ``num_categories > 0``: the nearest of
+  ``num_categories`` random unit directions in factor space, ``argmax_c <q_i, c>``, so items of a
+  category share taste-relevant factors (written as ``items/``, column ``category``).
 
 Shards are produced one block of users at a time, so tens of millions of interactions never sit in
 memory at once (only the id keys for the duplicate check do).
@@ -51,6 +54,14 @@ def modality_features(cfg: SyntheticConfig, item_f: np.ndarray) -> dict[str, np.
         x = np.tanh(item_f @ w) + cfg.feature_noise * rng.normal(0, 1, (len(item_f), dim)).astype(np.float32)
         out[name] = x.astype(np.float32)
     return out
+
+
+def categories(cfg: SyntheticConfig, item_f: np.ndarray) -> np.ndarray:
+    """(I,) int64 category of each item (see module docstring)."""
+    rng = np.random.default_rng([cfg.seed, 2000])
+    directions = rng.normal(0, 1, (cfg.latent_dim, cfg.num_categories)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    return np.argmax(item_f @ directions, axis=1).astype(np.int64)
 
 
 def _activity(rng: np.random.Generator, cfg: SyntheticConfig, n_users: int) -> np.ndarray:
@@ -114,5 +125,8 @@ def _shard(rng, cfg, users, counts, user_f, item_f, cdf) -> pa.Table:
 def generate(cfg: SyntheticConfig, dest: str, overwrite: bool = False) -> Manifest:
     """Generate the dataset described by ``cfg`` into ``dest`` (canonical layout)."""
     _, _, item_f, _ = _factors(cfg)
+    items = None
+    if cfg.num_categories:
+        items = pa.table({"item_id": np.arange(cfg.num_items, dtype=np.int64), "category": categories(cfg, item_f)})
     return write_dataset(dest, interaction_shards(cfg), modality_features(cfg, item_f), cfg.num_users,
-                         cfg.num_items, source=f"synthetic(seed={cfg.seed})", overwrite=overwrite)
+                         cfg.num_items, source=f"synthetic(seed={cfg.seed})", overwrite=overwrite, items=items)

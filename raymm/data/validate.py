@@ -148,3 +148,35 @@ def check_features(item_ids: np.ndarray, matrix: np.ndarray, file: str, num_item
         raise DataValidationError(file, "NaN or infinite feature value", column="feature", row=int(order[pos]),
                                   sample={"item_id": int(pos), "feature[:4]": matrix[pos, :4].tolist()})
     return matrix
+
+
+def check_items(table: pa.Table, file: str, num_items: int) -> pa.Table:
+    """Validate the item table (``item_id`` int64 once per item, optional ``category`` int64 >= 0);
+    return it ordered by item id."""
+    if "item_id" not in table.column_names:
+        raise DataValidationError(file, "missing required column", column="item_id")
+    for name in table.column_names:
+        if table.column(name).null_count:
+            row = int(np.flatnonzero(table.column(name).is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataValidationError(file, "null value", column=name, row=row, sample=_sample(table, row))
+    for name in ("item_id", "category"):
+        if name in table.column_names and not pa.types.is_integer(table.schema.field(name).type):
+            raise DataValidationError(file, f"must be an integer column, got {table.schema.field(name).type}",
+                                      column=name)
+    ids = table.column("item_id").to_numpy().astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    if len(ids) != num_items or not np.array_equal(ids[order], np.arange(num_items)):
+        sorted_ids = ids[order]
+        n = min(len(ids), num_items)
+        wrong = np.flatnonzero(sorted_ids[:n] != np.arange(n))
+        bad = int(wrong[0]) if wrong.size else n - 1 if len(ids) > num_items else None
+        raise DataValidationError(file, f"{len(ids)} rows for {num_items} items; item ids must be exactly "
+                                  f"0..{num_items - 1}, once each", column="item_id",
+                                  row=None if bad is None or bad < 0 else int(order[bad]))
+    if "category" in table.column_names:
+        cat = table.column("category").to_numpy()
+        if (cat < 0).any():
+            row = int(np.flatnonzero(cat < 0)[0])
+            raise DataValidationError(file, "categories must be >= 0", column="category", row=row,
+                                      sample=_sample(table, row))
+    return table.take(pa.array(order))

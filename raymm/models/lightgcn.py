@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
+from raymm.models.registry import register
 from raymm.sampling import Batch
 
 
+@register("lightgcn", version=1)
 class LightGCN(nn.Module):
     r"""LightGCN from "LightGCN: Simplifying and Powering Graph Convolution Network for
     Recommendation" (He et al., SIGIR 2020, https://arxiv.org/abs/2002.02126).

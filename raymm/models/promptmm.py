@@ -1,5 +1,5 @@
 """PromptMM's multimodal teacher (Wei et al., WWW 2024, https://arxiv.org/abs/2402.17188, Sec. 3.2;
-restated in raymm's ``docs``-level spec, "Stage 1").
+restated in ``../shared/docs/promptmm.md``, "Stage 1").
 
 For each modality m with item features X^m (I, d_m):
 
@@ -24,12 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from raymm.models.prompt import SoftPrompt
+from raymm.models.extractors import StudentExtractor
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
+from raymm.models.registry import register
 from raymm.sampling import Batch
 
 
@@ -50,6 +53,7 @@ class TeacherOutput:
     prompt: torch.Tensor | None
 
 
+@register("promptmm_teacher", version=1)
 class PromptMMTeacher(nn.Module):
     """PromptMM's teacher. See the module docstring for the equations.
 
@@ -65,6 +69,8 @@ class PromptMMTeacher(nn.Module):
         init_std: std of the ID embeddings' normal initialisation.
         summary_every: steps between recomputations of the prompt summary P_i^T X^m.
         normalization: adjacency normalisation it is trained with (recorded for inference).
+        extractor: ``linear`` (PromptMM's f_R, a linear per modality) or ``sgfd`` (SGFD's student
+            extractor, :class:`~raymm.models.extractors.StudentExtractor`: SGFD on this backbone).
 
     Example::
 
@@ -75,22 +81,26 @@ class PromptMMTeacher(nn.Module):
 
     def __init__(self, num_users: int, num_items: int, features: dict[str, torch.Tensor], prompt: SoftPrompt | None,
                  dim: int, num_layers: int, dropout: float = 0.0, a_mc: float = 0.1, a_sp: float = 0.1,
-                 a_fp: float = 1.0, init_std: float = 0.1, summary_every: int = 1, normalization: str = "symmetric"):
+                 a_fp: float = 1.0, init_std: float = 0.1, summary_every: int = 1, normalization: str = "symmetric",
+                 extractor: str = "linear"):
         super().__init__()
         if not features:
             raise ValueError("PromptMM's teacher needs at least one modality (the dataset has none)")
         self.num_users, self.num_items, self.dim, self.num_layers = num_users, num_items, dim, num_layers
         self.a_mc, self.a_sp, self.a_fp, self.summary_every = a_mc, a_sp, a_fp, summary_every
-        self.normalization = normalization
+        self.normalization, self.extractor = normalization, extractor
         self.modalities = sorted(features)
         self.embedding = nn.Embedding(num_users + num_items, dim)
         nn.init.normal_(self.embedding.weight, std=init_std)
         self.reducers = nn.ModuleDict()
         for m in self.modalities:
-            x = torch.as_tensor(features[m], dtype=torch.float32)
+            x = torch.tensor(np.asarray(features[m]), dtype=torch.float32)
             self.register_buffer(f"feat_{m}", x, persistent=False)
-            self.reducers[m] = nn.Linear(x.shape[1], dim)
-            nn.init.xavier_uniform_(self.reducers[m].weight)
+            if extractor == "sgfd":
+                self.reducers[m] = StudentExtractor(x.shape[1], dim)
+            else:
+                self.reducers[m] = nn.Linear(x.shape[1], dim)
+                nn.init.xavier_uniform_(self.reducers[m].weight)
         self.prompt = prompt
         self.feat_dropout = nn.Dropout(dropout)
         self._steps = 0
@@ -101,23 +111,25 @@ class PromptMMTeacher(nn.Module):
                 "num_layers": self.num_layers, "a_mc": self.a_mc, "a_sp": self.a_sp, "a_fp": self.a_fp,
                 "summary_every": self.summary_every, "dropout": self.feat_dropout.p, "normalization": self.normalization,
                 "feature_dims": {m: int(self.reducers[m].in_features) for m in self.modalities},
-                "prompt": self.prompt is not None,
+                "prompt": self.prompt is not None, "extractor": self.extractor,
                 "prompt_dropout": self.prompt.dropout.p if self.prompt is not None else 0.0}
 
     @classmethod
-    def from_payload(cls, payload: dict, features: dict) -> "PromptMMTeacher":
+    def from_payload(cls, payload: dict, features: dict | None) -> "PromptMMTeacher":
         """Rebuild a saved teacher (``{"hparams", "state_dict"}``) around ``features`` (modality ->
         (I, d_m) array); the hard tokens come from the saved state."""
         h, state = payload["hparams"], payload["state_dict"]
+        if features is None:
+            raise ValueError("a PromptMM teacher needs its dataset's modality features to be rebuilt")
         missing = set(h["feature_dims"]) - set(features)
         if missing:
             raise ValueError(f"the teacher needs modalities {sorted(h['feature_dims'])}, the data lacks {sorted(missing)}")
         prompt = (SoftPrompt(state["prompt.h_user"], state["prompt.h_item"], h["dim"], h.get("prompt_dropout", 0.0))
                   if h["prompt"] else None)
-        feats = {m: torch.as_tensor(features[m], dtype=torch.float32) for m in h["feature_dims"]}
+        feats = {m: torch.tensor(np.asarray(features[m]), dtype=torch.float32) for m in h["feature_dims"]}
         teacher = cls(h["num_users"], h["num_items"], feats, prompt, h["dim"], h["num_layers"], h["dropout"],
                       h["a_mc"], h["a_sp"], h["a_fp"], summary_every=h["summary_every"],
-                      normalization=h.get("normalization", "symmetric"))
+                      normalization=h["normalization"], extractor=h["extractor"])
         teacher.load_state_dict(state)
         return teacher
 

@@ -21,10 +21,10 @@ from ray.train.torch import TorchTrainer
 from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.graph import EvalSplit, TrainGraph
-from raymm.models.prompt import hard_tokens
+from raymm.methods.base import SharedData, Stage
+from raymm.methods.registry import get_method
 from raymm.storage import is_uri, join
 from raymm.train.state import TrainState, load_checkpoint
-from raymm.train.tasks import SharedData
 from raymm.train.worker import train_loop_per_worker
 
 
@@ -36,28 +36,24 @@ class TrainOutcome:
 
 
 def run_name_for(cfg: Config) -> str:
-    """Explicit ``output.run_name``, else the model name plus a hash of the config (so the same
+    """Explicit ``output.run_name``, else the method name plus a hash of the config (so the same
     config relaunched resumes, and a different one starts afresh)."""
     if cfg.output.run_name:
         return cfg.output.run_name
     digest = hashlib.sha1(json.dumps(cfg.model_dump(), sort_keys=True).encode()).hexdigest()[:8]
-    return f"{cfg.model.name}-{digest}"
+    return f"{cfg.method.name}-{digest}"
 
 
 def build_shared(dataset: Dataset, cfg: Config) -> SharedData:
-    """Validated interactions -> graph and evaluation splits; for PromptMM also the modality
-    features and the hard tokens (PCA, computed once here)."""
+    """Validated interactions -> graph and evaluation splits, plus what the method precomputes once
+    here (features, PromptMM's PCA hard tokens, SGFD's labels ...)."""
+    method = get_method(cfg.method.name)
+    method.check(cfg, dataset)
     splits = dataset.read_interactions()
     graph = TrainGraph.from_interactions(*splits["train"], dataset.num_users, dataset.num_items)
     test = EvalSplit.from_interactions(*splits["test"]) if len(splits["test"][0]) else None
     shared = SharedData(graph, EvalSplit.from_interactions(*splits["val"]), test)
-    if cfg.model.name == "promptmm":
-        shared.features = dataset.read_all_features()
-        if not shared.features:
-            raise ValueError(f"dataset {dataset.uri} has no modality features: PromptMM's teacher needs at least one")
-        if cfg.prompt.enabled:
-            shared.hard_tokens = hard_tokens(shared.features, graph, cfg.prompt.size,
-                                             "scaled_sum" if cfg.parity else "mean")
+    method.precompute(cfg, dataset, shared)
     return shared
 
 
@@ -69,13 +65,12 @@ def train_interactions(dataset: Dataset) -> ray.data.Dataset:
 
 
 def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str,
-                 log_fn: Callable[[dict, int], None] | None = None, shared: SharedData | None = None,
-                 task: str = "lightgcn", callbacks: list | None = None) -> TrainOutcome:
-    """One Ray Train run of ``task`` (``lightgcn``, ``teacher`` or ``student``)."""
-    shared = shared or build_shared(dataset, cfg)
+                 stage: Stage, shared: SharedData, log_fn: Callable[[dict, int], None] | None = None,
+                 callbacks: list | None = None) -> TrainOutcome:
+    """One Ray Train run of a method's ``stage``."""
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(), "shared": ray.put(shared), "log_fn": log_fn, "task": task},
+        train_loop_config={"cfg": cfg.model_dump(), "shared": ray.put(shared), "log_fn": log_fn, "stage": stage},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                                resources_per_worker={"CPU": cfg.train.cpus_per_worker},
                                                placement_strategy=cfg.train.placement_strategy),

@@ -23,9 +23,9 @@ from raymm.config import Config
 from raymm.evaluation import finalize, metric_sums
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.sampling import NegativeSampler, NeighbourSampler
+from raymm.methods.base import SharedData, Stage
 from raymm.train.state import TrainState, load_checkpoint, save_checkpoint
 from raymm.tracking import metric_key
-from raymm.train.tasks import TASKS, SharedData, full_adjacency, normalization
 
 
 def _all_reduce(t: torch.Tensor) -> torch.Tensor:
@@ -57,18 +57,18 @@ def _count_nodes(world: int) -> int:
 def train_loop_per_worker(config: dict) -> None:
     cfg = Config.model_validate(config["cfg"])
     shared: SharedData = ray.get(config["shared"])
-    stage: str = config["task"]
+    spec: Stage = config["stage"]
+    stage = spec.name
     log_fn = config.get("log_fn")
     graph = shared.graph
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     num_nodes = _count_nodes(world)
     device = ray.train.torch.get_device()
-    epochs, patience = (cfg.teacher.epochs, cfg.teacher.patience) if stage == "teacher" else \
-        (cfg.train.epochs, cfg.train.patience)
+    epochs, patience = spec.epochs, spec.patience
 
     torch.manual_seed(cfg.train.seed)
-    task = TASKS[stage](cfg, shared)
+    task = spec.task(cfg, shared)
     state = TrainState()
     best_model = None
     optim_state = None
@@ -92,8 +92,8 @@ def train_loop_per_worker(config: dict) -> None:
     if best_model is None:
         best_model = task.payload()
 
-    neighbours = NeighbourSampler(graph, cfg.train.fanouts, normalization(cfg))
-    adj = full_adjacency(graph, cfg, device)
+    neighbours = NeighbourSampler(graph, cfg.train.fanouts, task.normalization)
+    adj = graph.normalized_adjacency(device, task.normalization)
     val = shared.val.shard(rank, world)
     test = shared.test.shard(rank, world) if shared.test is not None else None
     shard = ray.train.get_dataset_shard("train")

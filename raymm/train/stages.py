@@ -1,8 +1,9 @@
-"""Stages of a training job, each one Ray Train run with its own early stopping, checkpoints and
-MLflow run, resumable and skippable once done.
+"""The stage orchestrator: a method's stages, in order, each one Ray Train run with its own early
+stopping, checkpoints and MLflow run, resumable and skippable once done. The train job and sweep
+trials both run methods through :func:`plan_stages` and :func:`run_plan`.
 
-A finished stage writes ``<output.dir>/runs/<run_name>/<stage>.done.json`` (its checkpoint and
-MLflow run); relaunching the job skips finished stages and resumes an interrupted one from its
+A finished stage of a job writes ``<output.dir>/runs/<run_name>/<stage>.done.json`` (its checkpoint
+and MLflow run); relaunching the job skips finished stages and resumes an interrupted one from its
 latest checkpoint (Ray Train restores ``ray_results/<run_name>-<stage>``).
 """
 
@@ -11,22 +12,21 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.efficiency import count_parameters, serving_latency
-from raymm.errors import ModelMismatchError
-from raymm.model_io import load_payload
-from raymm.models.lightgcn import LightGCN
-from raymm.models.promptmm import PromptMMTeacher
+from raymm.methods.base import Method, SharedData, Stage
+from raymm.methods.registry import get_method
+from raymm.models.registry import from_payload
 from raymm.storage import is_dir, local_checkpoint, training_storage
 from raymm.tracking import Tracker, learning_curve_png, write_json
 from raymm.train.run import run_training
 from raymm.train.state import BEST_FILE, TrainState, load_checkpoint
-from raymm.train.tasks import SharedData, full_adjacency
 
 
 @dataclass
@@ -35,11 +35,50 @@ class StageResult:
     state: TrainState
     best_model: dict
     checkpoint_path: str
-    mlflow_run_id: str
+    mlflow_run_id: str | None = None
 
     @property
     def seconds_per_epoch(self) -> float:
         return statistics.mean(h["epoch_seconds"] for h in self.state.history) if self.state.history else float("nan")
+
+
+@dataclass
+class Plan:
+    """A method's stages, each with a saved payload that stands in for it (or None: train it)."""
+
+    method: Method
+    steps: list[tuple[Stage, dict | None]]
+
+    @property
+    def final(self) -> Stage:
+        return self.steps[-1][0]
+
+
+@dataclass
+class Outcome:
+    results: dict[str, StageResult] = field(default_factory=dict)  # trained (or earlier finished) stages
+    payloads: dict[str, dict] = field(default_factory=dict)  # every stage's best payload, provided ones too
+
+
+def plan_stages(cfg: Config, shared: SharedData, tracking_uri: str | None = None) -> Plan:
+    """The stages to run; provided payloads (a saved teacher ...) are loaded and checked here,
+    before anything trains."""
+    method = get_method(cfg.method.name)
+    return Plan(method, [(st, method.provided(st, cfg, shared, tracking_uri)) for st in method.stages(cfg)])
+
+
+def run_plan(plan: Plan, shared: SharedData, train: Callable[[Stage, bool], StageResult]) -> Outcome:
+    """Run the plan's stages in order: ``train(stage, is_last)`` for each one not provided; each
+    stage's best payload is handed on to the next through the method."""
+    out = Outcome()
+    for i, (stage, provided) in enumerate(plan.steps):
+        if provided is None:
+            result = train(stage, i == len(plan.steps) - 1)
+            out.results[stage.name] = result
+            provided = result.best_model
+        out.payloads[stage.name] = provided
+        plan.method.after_stage(stage, provided, shared)
+    return out
 
 
 def run_dir_for(cfg: Config, run_name: str) -> str:
@@ -47,13 +86,14 @@ def run_dir_for(cfg: Config, run_name: str) -> str:
     return os.path.join(os.path.abspath(cfg.output.dir), "runs", run_name)
 
 
-def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, parent: Tracker, run_name: str,
+def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, spec: Stage, parent: Tracker, run_name: str,
               child_run: bool = True) -> StageResult:
-    """Train ``stage`` (``lightgcn``, ``teacher`` or ``student``), or return its earlier result.
+    """Train ``spec``, or return its earlier result (a job's stage runner).
 
     With ``child_run`` the stage logs to its own MLflow child run of ``parent`` (finished or marked
     failed here); otherwise straight into ``parent``.
     """
+    stage = spec.name
     run_dir = run_dir_for(cfg, run_name)
     marker = os.path.join(run_dir, f"{stage}.done.json")
     if os.path.exists(marker):
@@ -65,7 +105,7 @@ def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, par
             return StageResult(stage, state, best, done["checkpoint"], done["mlflow_run_id"])
     tracker = parent.child(stage, run_name) if child_run else parent
     try:
-        result = _train_stage(cfg, dataset, shared, stage, tracker, run_name, run_dir)
+        result = _train_stage(cfg, dataset, shared, spec, tracker, run_name, run_dir)
     except BaseException:
         if child_run:
             tracker.finish("FAILED")
@@ -76,70 +116,47 @@ def run_stage(cfg: Config, dataset: Dataset, shared: SharedData, stage: str, par
     return result
 
 
-def _train_stage(cfg, dataset, shared, stage, tracker: Tracker, run_name: str, run_dir: str) -> StageResult:
+def _train_stage(cfg, dataset, shared, spec: Stage, tracker: Tracker, run_name: str, run_dir: str) -> StageResult:
+    stage = spec.name
     os.makedirs(run_dir, exist_ok=True)
-    outcome = run_training(cfg, dataset, training_storage(cfg), f"{run_name}-{stage}", log_fn=tracker.epoch_logger(),
-                           shared=shared, task=stage)
+    outcome = run_training(cfg, dataset, training_storage(cfg), f"{run_name}-{stage}", spec, shared,
+                           log_fn=tracker.epoch_logger())
     state = outcome.state
     tracker.log_metrics(state.best_val, prefix="best_val_")
     if state.best_test:
         tracker.log_metrics(state.best_test, prefix="test_")
     tracker.log_metrics({"best_epoch": state.best_epoch + 1, "epochs_run": state.next_epoch})
     tracker.log_artifact(learning_curve_png(state.history, os.path.join(run_dir, f"{stage}_learning_curve.png"),
-                                            cfg.eval.select_metric))
+                                            cfg.eval.select_metric, spec.task.loss_label(cfg)))
     best_copy = os.path.join(run_dir, f"{stage}_{BEST_FILE}")
     torch.save(outcome.best_model, best_copy)
     tracker.log_artifact(best_copy)
     return StageResult(stage, state, outcome.best_model, outcome.checkpoint_path, tracker.run_id)
 
 
-def load_teacher_payload(ref: str, shared: SharedData, tracking_uri: str | None = None) -> dict:
-    """A saved teacher (checkpoint dir, ``best_model.pt`` file, or an MLflow artifact URI such as
-    ``runs:/<run id>/teacher_best_model.pt``), checked against the dataset."""
-    path = ref
-    if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:")):
-        import mlflow.artifacts
-
-        path = mlflow.artifacts.download_artifacts(artifact_uri=ref, tracking_uri=tracking_uri)
-    payload = load_payload(path)
-    if payload.get("kind") != "promptmm_teacher":
-        raise ModelMismatchError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind')})")
-    h = payload["hparams"]
-    g = shared.graph
-    dims = {m: int(x.shape[1]) for m, x in shared.features.items()}
-    problems = []
-    if (h["num_users"], h["num_items"]) != (g.num_users, g.num_items):
-        problems.append(f"{h['num_users']} users / {h['num_items']} items vs the dataset's {g.num_users} / {g.num_items}")
-    if h["feature_dims"] != dims:
-        problems.append(f"modalities {h['feature_dims']} vs the dataset's {dims}")
-    if problems:
-        raise ModelMismatchError(f"teacher checkpoint {ref} does not match the dataset: " + "; ".join(problems))
-    return payload
-
-
-def efficiency_report(cfg: Config, shared: SharedData, teacher: StageResult | None, student: StageResult,
-                      teacher_payload: dict | None) -> dict:
-    """Parameter counts, s/epoch and serving latency of the teacher and the student (CPU, this process)."""
+def efficiency_report(cfg: Config, shared: SharedData, outcome: Outcome, final: str) -> dict:
+    """Parameter counts, s/epoch and serving latency of each model the method trained or used
+    (CPU, this process): the teacher (when there is one) and the served model."""
     graph = shared.graph
-    adj = full_adjacency(graph, cfg, "cpu")  # what both stages were trained with
     report = {}
-    if teacher_payload is not None:
-        t = PromptMMTeacher.from_payload(teacher_payload, shared.features)
-        report["teacher"] = {"parameters": count_parameters(t, exclude_prefix="prompt."),
-                             "prompt_parameters": count_parameters(t.prompt) if t.prompt is not None else 0,
-                             "seconds_per_epoch": teacher.seconds_per_epoch if teacher else None,
-                             "latency": serving_latency(t, adj, graph)}
-    s = LightGCN(**student.best_model["hparams"])
-    s.load_state_dict(student.best_model["state_dict"])
-    report["student"] = {"parameters": count_parameters(s), "seconds_per_epoch": student.seconds_per_epoch,
-                         "latency": serving_latency(s, adj, graph)}
+    roles = [("teacher", "teacher")] if "teacher" in outcome.payloads and final != "teacher" else []
+    roles.append(("student" if roles else "model", final))
+    for role, stage in roles:
+        model = from_payload(outcome.payloads[stage], shared.features, stage)
+        adj = graph.normalized_adjacency(normalization=model.normalization)
+        prompt = getattr(model, "prompt", None)
+        result = outcome.results.get(stage)
+        report[role] = {"parameters": count_parameters(model, exclude_prefix="prompt."),
+                        "prompt_parameters": count_parameters(prompt) if prompt is not None else 0,
+                        "seconds_per_epoch": result.seconds_per_epoch if result else None,
+                        "latency": serving_latency(model, adj, graph)}
     return report
 
 
 def format_report(report: dict) -> str:
-    users = report["student"]["latency"]["users"]
+    users = next(iter(report.values()))["latency"]["users"]
     lines = [f"[raymm] efficiency (top-20 over all items for {users} users, median of 5, this process's CPU):"]
-    for role in ("teacher", "student"):
+    for role in ("teacher", "student", "model"):
         r = report.get(role)
         if not r:
             continue

@@ -1,0 +1,167 @@
+"""What a method is: its config section, what it precomputes once on the driver, its stages, and
+the tasks its stages train. The worker loop (:mod:`raymm.train.worker`) and the stage orchestrator
+(:mod:`raymm.train.stages`) know nothing else about a method.
+
+A method folder ``raymm/methods/<name>/`` holds ``config.py`` (its ``method.<name>.*`` section),
+``tasks.py`` (a :class:`Task` per stage) and ``__init__.py`` (its :class:`Method`); one line in
+:mod:`raymm.methods.registry` makes it available as ``method.name: <name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from raymm.graph import EvalSplit, TrainGraph
+from raymm.losses import bpr_loss, l2_penalty
+from raymm.models.lightgcn import LightGCN
+from raymm.models.registry import to_payload
+from raymm.sampling import Batch, NegativeSampler, make_batch
+
+if TYPE_CHECKING:
+    from raymm.config import Config
+    from raymm.data.store import Dataset
+
+
+@dataclass
+class SharedData:
+    """Built once by the driver and put in the object store; every worker on a node reads the
+    same copy (numpy arrays are zero-copy from shared memory).
+
+    ``extras`` holds what a method precomputes (PromptMM's hard tokens, SGFD's item labels) and
+    what one stage hands the next (PromptMM's teacher payload).
+    """
+
+    graph: TrainGraph
+    val: EvalSplit
+    test: EvalSplit | None
+    features: dict[str, np.ndarray] | None = None  # modality -> (I, d_m), for methods that read them
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def triplet(x: torch.Tensor, b: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(users, positives, negatives) rows of seed-aligned ``x``."""
+    return x[b.user_pos], x[b.pos_pos], x[b.neg_pos]
+
+
+def cpu_state(state: dict) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+class Task:
+    """What one stage optimises; the default is LightGCN with BPR (He et al., SIGIR 2020, eq. 15):
+    ``L = BPR(e_u, e_p, e_n) + train.reg_weight * ||E^0_batch||^2``.
+
+    A task supplies the module, the optimiser, the per-batch loss, the module that ranks, and the
+    payload saved as the best model.
+    """
+
+    list_negatives = 0
+
+    def __init__(self, cfg: "Config", shared: SharedData):
+        self.cfg, self.shared, self.graph = cfg, shared, shared.graph
+        self.module = self.build()
+
+    @property
+    def options(self):
+        """This method's ``method.<name>`` section (None for methods without options)."""
+        return getattr(self.cfg.method, self.cfg.method.name, None)
+
+    @property
+    def normalization(self) -> str:
+        """Adjacency normalisation of sampling, propagation and inference."""
+        return "symmetric"
+
+    def build(self) -> nn.Module:
+        m = self.cfg.model
+        return LightGCN(self.graph.num_users, self.graph.num_items, m.embedding_dim, m.num_layers, m.init_std,
+                        self.normalization)
+
+    def optimizer(self, params) -> torch.optim.Optimizer:
+        return torch.optim.Adam([p for p in params if p.requires_grad], lr=self.cfg.train.lr)
+
+    def on_fresh_start(self, device) -> None:
+        """Called once before the first epoch of a run that is not resumed."""
+
+    def make_batch(self, users: np.ndarray, pos: np.ndarray, negatives: NegativeSampler, sampler) -> Batch:
+        neg = negatives.sample(users, 1)
+        lists = negatives.sample(users, self.list_negatives) if self.list_negatives else None
+        return make_batch(users, pos, neg, self.graph.num_users, sampler, lists)
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        emb, ego = model(batch)
+        bpr = bpr_loss(*triplet(emb, batch))
+        reg = l2_penalty(*triplet(ego, batch))
+        return bpr + self.cfg.train.reg_weight * reg, {"bpr": bpr.item()}
+
+    @classmethod
+    def loss_label(cls, cfg: "Config") -> str:
+        """How the learning curve's loss is labelled."""
+        return "BPR + L2"
+
+    def ranking_module(self) -> nn.Module:
+        """The module whose ``full_embeddings(adj)`` ranks items (the served model)."""
+        return self.module
+
+    def payload(self) -> dict:
+        """What is saved as the best model (see :mod:`raymm.models.registry`)."""
+        return to_payload(self.ranking_module())
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One Ray Train run of a method: its name (run-name suffix, MLflow child run), its task, and
+    how long it may train."""
+
+    name: str
+    task: type[Task]
+    epochs: int
+    patience: int
+
+
+class Method:
+    """A distillation method (or a baseline). Subclasses set the class attributes and override
+    what differs; see :mod:`raymm.methods.sgfd` for a worked example."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type | None] = None  # its ``method.<name>`` section, None when it has no options
+    needs_features: ClassVar[bool] = False
+    summary: ClassVar[str] = ""
+
+    def options(self, cfg: "Config"):
+        return getattr(cfg.method, self.name, None)
+
+    def check(self, cfg: "Config", dataset: "Dataset") -> None:
+        """Refuse a config the dataset cannot serve, before anything trains."""
+        if self.needs_features and not dataset.manifest.modalities:
+            from raymm.errors import InputError
+
+            raise InputError(f"method {self.name} needs modality features; dataset {dataset.uri} has none "
+                             "(features/<modality>.parquet)")
+
+    def min_fanout_layers(self, cfg: "Config") -> int:
+        """How many sampled layers its models need (``train.fanouts`` must have at least this many)."""
+        return cfg.model.num_layers
+
+    def precompute(self, cfg: "Config", dataset: "Dataset", shared: SharedData) -> None:
+        """Fill ``shared`` once on the driver (features, labels, tokens ...)."""
+        if self.needs_features:
+            shared.features = dataset.read_all_features()
+
+    def stages(self, cfg: "Config") -> list[Stage]:
+        raise NotImplementedError
+
+    def provided(self, stage: Stage, cfg: "Config", shared: SharedData, tracking_uri: str | None) -> dict | None:
+        """A saved payload that stands in for ``stage`` (so it is not trained), or None."""
+        return None
+
+    def after_stage(self, stage: Stage, payload: dict, shared: SharedData) -> None:
+        """Hand a finished (or provided) stage's best payload to the next stage."""
+
+    def served_extras(self, payloads: dict[str, dict]) -> dict[str, dict]:
+        """Further payloads to register beside the served one (suffix -> payload)."""
+        return {}
