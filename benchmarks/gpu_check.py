@@ -29,17 +29,19 @@ from raymm.config import build_config  # noqa: E402
 from raymm.evaluation import metric_sums  # noqa: E402
 from raymm.graph import EvalSplit, TrainGraph  # noqa: E402
 from raymm.models.prompt import hard_tokens  # noqa: E402
-from raymm.train.tasks import DistillTask, SharedData, TeacherTask, full_adjacency  # noqa: E402
+from raymm.methods.base import SharedData  # noqa: E402
+from raymm.methods.promptmm.tasks import DistillTask, TeacherTask  # noqa: E402
 
-OVERRIDES = ["model.name=promptmm", "model.embedding_dim=32", "prompt.size=8", "teacher.dropout=0.0",
-             "prompt.dropout=0.0", "train.fanouts=[10,10]", "distill.list_weight=1.0", "distill.emb_weight=0.1"]
+OVERRIDES = ["method.name=promptmm", "model.embedding_dim=32", "method.promptmm.prompt.size=8",
+             "method.promptmm.teacher.dropout=0.0", "method.promptmm.prompt.dropout=0.0", "train.fanouts=[10,10]",
+             "method.promptmm.distill.list_weight=1.0", "method.promptmm.distill.emb_weight=0.1"]
 USERS, ITEMS, EDGES = 2000, 1000, 40000
 
 
 def _shared(case: dict) -> SharedData:
     g = TrainGraph.from_interactions(case["users"], case["items"], USERS, ITEMS)
     return SharedData(g, EvalSplit.from_interactions(case["val_users"], case["val_items"]), None,
-                      case["features"], case["hard_tokens"], case.get("teacher"))
+                      case["features"], {"hard_tokens": case["hard_tokens"], "teacher": case.get("teacher")})
 
 
 def prepare(path: str) -> None:
@@ -101,7 +103,7 @@ def _run(case: dict, device: str) -> dict:
                                          if n.startswith("teacher.") and ".prompt." not in f".{n}")
     out["prompt_has_grad"] = any(g is not None for n, g in grads.items() if "prompt" in n)
     shared = _shared(case)
-    adj = full_adjacency(shared.graph, cfg, device)
+    adj = shared.graph.normalized_adjacency(device, teacher.normalization)
     with torch.no_grad():
         student.module.eval()
         u, i = student.module.student.full_embeddings(adj)

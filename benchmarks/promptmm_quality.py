@@ -1,4 +1,4 @@
-"""PromptMM quality bars: runs the real job (``jobs/train_promptmm.py``, 2 Ray workers) for each
+"""PromptMM quality bars: runs the real job (``jobs/train.py``, 2 Ray workers) for each
 variant and prints validation Recall@20 / NDCG@20 tables. Selection is on validation only.
 
     .venv/bin/python benchmarks/promptmm_quality.py synthetic          # 3 seeds: LightGCN, teacher, student
@@ -14,27 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "outputs" / "quality"
-
-
-def run(name: str, config: str, *overrides: str) -> dict:
-    metrics = OUT / "runs" / name / "metrics.json"
-    if not metrics.exists():
-        cmd = [sys.executable, "jobs/train_promptmm.py", "--config", config, f"output.dir={OUT}",
-               f"output.run_name={name}", "mlflow.log_model=false", *overrides]
-        print("$ " + " ".join(cmd[1:]), flush=True)
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            print(proc.stdout[-4000:])
-            raise SystemExit(f"run {name} failed")
-    return json.loads(metrics.read_text())
+from runs import OUT, fmt, run
 
 
 def teacher_of(result: dict) -> str:
@@ -48,7 +29,7 @@ def fmt(m: dict | None) -> str:
 def synthetic() -> None:
     rows, tests = [], []
     for seed in (0, 1, 2):
-        base = run(f"syn-lightgcn-s{seed}", "conf/promptmm.yaml", "model.name=lightgcn", f"train.seed={seed}")
+        base = run(f"syn-lightgcn-s{seed}", "conf/promptmm.yaml", "method.name=lightgcn", f"train.seed={seed}")
         pm = run(f"syn-promptmm-s{seed}", "conf/promptmm.yaml", f"train.seed={seed}")
         rows.append((seed, base["val"], pm["teacher"]["val"], pm["val"]))
         tests.append((seed, base["test"], pm["teacher"]["test"], pm["test"]))
@@ -64,7 +45,7 @@ def synthetic() -> None:
 
 
 def tiktok() -> None:
-    base = run("tiktok-lightgcn", "conf/promptmm_tiktok.yaml", "model.name=lightgcn")
+    base = run("tiktok-lightgcn", "conf/promptmm_tiktok.yaml", "method.name=lightgcn")
     paper = run("tiktok-promptmm", "conf/promptmm_tiktok.yaml")
     parity = run("tiktok-promptmm-parity", "conf/promptmm_tiktok_parity.yaml")
     print("\n| model | val Recall@20 | val NDCG@20 |")
@@ -79,19 +60,19 @@ def tiktok() -> None:
 
 def ablation() -> None:
     full = run("tiktok-promptmm", "conf/promptmm_tiktok.yaml")
-    teacher = f"teacher.checkpoint={teacher_of(full)}"
+    teacher = f"method.promptmm.teacher.checkpoint={teacher_of(full)}"
     variants = [("full", full)]
-    for label, name, override in (("w/o list-wise KD", "nolist", "distill.list_weight=0"),
-                                  ("w/o pairwise KD", "nopair", "distill.pair_weight=0"),
-                                  ("w/o embedding KD", "noemb", "distill.emb_weight=0"),
-                                  ("w/o re-weighting", "noreweight", "distill.reweight=false")):
+    for label, name, override in (("w/o list-wise KD", "nolist", "method.promptmm.distill.list_weight=0"),
+                                  ("w/o pairwise KD", "nopair", "method.promptmm.distill.pair_weight=0"),
+                                  ("w/o embedding KD", "noemb", "method.promptmm.distill.emb_weight=0"),
+                                  ("w/o re-weighting", "noreweight", "method.promptmm.distill.reweight=false")):
         variants.append((label, run(f"tiktok-abl-{name}", "conf/promptmm_tiktok.yaml", teacher, override)))
     # last: it retrains the teacher without a prompt
-    variants.append(("w/o prompt", run("tiktok-abl-noprompt", "conf/promptmm_tiktok.yaml", "prompt.enabled=false")))
+    variants.append(("w/o prompt", run("tiktok-abl-noprompt", "conf/promptmm_tiktok.yaml", "method.promptmm.prompt.enabled=false")))
     # control: the student only initialised from the teacher, no KD term at all
     variants.append(("w/o all three KD terms (teacher init only)",
-                     run("tiktok-abl-nokd", "conf/promptmm_tiktok.yaml", teacher, "distill.pair_weight=0",
-                         "distill.list_weight=0", "distill.emb_weight=0")))
+                     run("tiktok-abl-nokd", "conf/promptmm_tiktok.yaml", teacher, "method.promptmm.distill.pair_weight=0",
+                         "method.promptmm.distill.list_weight=0", "method.promptmm.distill.emb_weight=0")))
     print("\n| variant (student) | val Recall@20 | val NDCG@20 |")
     print("|---|---|---|")
     for label, r in variants:

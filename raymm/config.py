@@ -3,7 +3,8 @@
 A config is YAML validated into :class:`Config` (pydantic, ``extra="forbid"``): an unknown key, a
 wrong type or an out-of-range value is an error that names the dotted key. Files compose: each
 ``--config`` file is deep-merged over the previous ones (later wins), and a file may start from
-others with ``include: [base.yaml, ...]`` (paths relative to it). Command-line overrides are
+others with ``include: [base.yaml, ...]`` (paths relative to it). A later file or an override that
+sets a different ``method.name`` replaces the method section. Command-line overrides are
 ``dotted.key=value`` pairs whose values are parsed as YAML (``train.lr=1e-3``,
 ``train.fanouts=[10,5]``).
 
@@ -180,9 +181,18 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _method_name(tree: dict[str, Any]) -> Any:
+    method = tree.get("method")
+    return method.get("name") if isinstance(method, dict) else None
+
+
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: mappings merge key by key, anything else in ``over`` replaces."""
+    """Deep merge: mappings merge key by key, anything else in ``over`` replaces. A ``method.name``
+    in ``over`` that differs from ``base``'s replaces the whole method section (a method file
+    layered on top picks a new method; the old one's options go with it)."""
     out = copy.deepcopy(base)
+    if _method_name(over) is not None and _method_name(over) != _method_name(out):
+        out.pop("method", None)
     for k, v in over.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
@@ -225,7 +235,10 @@ def build_config(tree: dict[str, Any] | None, overrides: list[str] = (), source:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form dotted.key=value")
-        _set_dotted(tree, key.strip(), parse_yaml(raw, f"override {key.strip()}"))
+        value = parse_yaml(raw, f"override {key.strip()}")
+        if key.strip() == "method.name" and value != _method_name(tree):
+            tree["method"] = {}  # a new method: the previous one's options go with it
+        _set_dotted(tree, key.strip(), value)
     if isinstance(tree.get("method"), dict):
         tree["method"].setdefault("name", DEFAULT_METHOD)
     try:

@@ -24,3 +24,13 @@ class FailOnce:
         if epoch == self.epoch and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             raise RuntimeError(f"injected failure at epoch {epoch}")
+
+
+def train_single_stage(cfg, dataset, storage: str, run_name: str, **kwargs):
+    """One Ray Train run of a single-stage method (LightGCN, SGFD): the training loop alone, without
+    the job around it (for tests of resumption and faults)."""
+    from raymm.methods.registry import get_method
+    from raymm.train.run import build_shared, run_training
+
+    (stage,) = get_method(cfg.method.name).stages(cfg)
+    return run_training(cfg, dataset, storage, run_name, stage, build_shared(dataset, cfg), **kwargs)

@@ -153,7 +153,7 @@ def dataset(tmp_path_factory):
 
 
 def _train(out, *overrides, data=None):
-    args = ["jobs/train_promptmm.py", "--config", "conf/default.yaml", f"output.dir={out}", "train.epochs=1"]
+    args = ["jobs/train.py", "--config", "conf/lightgcn.yaml", f"output.dir={out}", "train.epochs=1"]
     if data is not None:
         args += ["data.source=path", f"data.path={data}"]
     return _run(*args, *overrides)
@@ -185,11 +185,12 @@ def test_corrupt_file_in_canonical_dataset(dataset, tmp_path):
 @pytest.mark.parametrize("override, needles", [
     ("train.epoch=3", ["train.epoch", "unknown key"]),
     ("train.lr=fast", ["train.lr"]),
-    ("distill.tau_pair=-1", ["distill.tau_pair", "greater than 0"]),
+    ("method.name=promptmm method.promptmm.distill.tau_pair=-1", ["method.promptmm.distill.tau_pair", "greater than 0"]),
+    ("method.sgfd.w_ce=1", ["method.sgfd", "unknown key", "method.name is 'lightgcn'"]),
     ("train.num_workers=0", ["train.num_workers", "greater than 0"]),
 ])
 def test_bad_config(tmp_path, override, needles):
-    proc = _train(tmp_path / "out", override)
+    proc = _train(tmp_path / "out", *override.split())
     _refused(proc, *needles)
     assert not (tmp_path / "out").exists()  # rejected before anything was written
 
@@ -212,9 +213,10 @@ def test_unreachable_tracking_server(dataset, tmp_path):
 
 def test_teacher_checkpoint_not_matching_dataset(dataset, tmp_path):
     teacher = tmp_path / "teacher_best_model.pt"
-    torch.save({"kind": "promptmm_teacher", "state_dict": {},
+    torch.save({"kind": "promptmm_teacher", "version": 1, "state_dict": {},
                 "hparams": {"num_users": USERS, "num_items": ITEMS + 7, "feature_dims": {"image": DIM}}}, teacher)
-    proc = _train(tmp_path / "out", "model.name=promptmm", "prompt.size=4", f"teacher.checkpoint={teacher}", data=dataset)
+    proc = _train(tmp_path / "out", "method.name=promptmm", "method.promptmm.prompt.size=4",
+                  f"method.promptmm.teacher.checkpoint={teacher}", data=dataset)
     _refused(proc, str(teacher), "does not match the dataset", f"{ITEMS + 7} items")
     _nothing_trained(tmp_path / "out")
 

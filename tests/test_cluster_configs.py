@@ -164,7 +164,7 @@ def test_kuberay_schema_catches_mistakes():
 
 def test_rayjobs_run_the_raycluster_spec_and_the_jobs():
     cluster = yaml.safe_load((CLUSTER / "kuberay" / "raycluster.yaml").read_text())["spec"]
-    for name, job in (("rayjob-train.yaml", "jobs/train_promptmm.py"), ("rayjob-sweep.yaml", "jobs/tune_promptmm.py")):
+    for name, job in (("rayjob-train.yaml", "jobs/train_promptmm.py"), ("rayjob-sweep.yaml", "jobs/tune.py")):
         doc = yaml.safe_load((CLUSTER / "kuberay" / name).read_text())
         assert doc["spec"]["rayClusterSpec"] == cluster, f"{name}: rayClusterSpec drifted from raycluster.yaml"
         assert f"python {job}" in doc["spec"]["entrypoint"]

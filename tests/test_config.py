@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from raymm.config import ConfigError, build_config, load_config
+from raymm.methods.registry import METHODS
 
 
 def test_defaults_and_overrides():
@@ -11,14 +12,62 @@ def test_defaults_and_overrides():
     assert cfg.data.synthetic.num_users == 10
 
 
-@pytest.mark.parametrize("path", sorted(str(p) for p in Path("conf").glob("*.yaml")))
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("conf").glob("**/*.yaml") if p.parent.name != "tune"))
 def test_every_shipped_config_is_valid(path):
-    assert load_config(path).model.name in ("lightgcn", "promptmm")
+    assert load_config(path).method.name in METHODS
+
+
+def test_ready_configs_compose_base_dataset_and_method():
+    cfg = load_config("conf/sgfd_tiktok.yaml")
+    assert cfg.method.name == "sgfd" and cfg.method.sgfd.labels == "kmeans:32"  # the ready file's own value
+    assert cfg.data.source == "path" and cfg.model.embedding_dim == 64  # from conf/dataset/tiktok.yaml
+    assert cfg.eval.select_metric == "recall@20"  # from conf/base.yaml
+
+
+def test_layered_files_later_wins_and_a_new_method_replaces_the_old(tmp_path):
+    over = tmp_path / "over.yaml"
+    over.write_text("train:\n  epochs: 7\n")
+    cfg = load_config(["conf/promptmm.yaml", str(over)], ["train.lr=0.5"])
+    assert cfg.train.epochs == 7 and cfg.train.lr == 0.5 and cfg.method.promptmm.distill.pair_weight == 9.0
+    cfg = load_config(["conf/promptmm.yaml", "conf/method/sgfd.yaml"])
+    assert cfg.method.name == "sgfd"
+    assert load_config("conf/promptmm.yaml", ["method.name=lightgcn"]).method.name == "lightgcn"
+
+
+def test_include_cycle_and_bad_include(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: [b.yaml]\n")
+    (tmp_path / "b.yaml").write_text("include: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("include: 3\n")
+    with pytest.raises(ConfigError, match="include must be a list"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_options_of_another_method_are_an_error_naming_key_and_method():
+    with pytest.raises(ConfigError, match=r"method.sgfd: unknown key \(method.name is 'promptmm'"):
+        build_config({}, ["method.sgfd.w_ce=1"])
+    with pytest.raises(ConfigError, match=r"method.promptmm.distill.tau_pair: Input should be greater than 0"):
+        build_config({}, ["method.promptmm.distill.tau_pair=-1"])
+    with pytest.raises(ConfigError, match=r"method.name: unknown method 'nope'"):
+        build_config({}, ["method.name=nope"])
+    with pytest.raises(ConfigError, match=r"teacher: unknown key \(moved to method.promptmm.teacher\)"):
+        build_config({"teacher": {"epochs": 1}})
 
 
 def test_promptmm_needs_two_sampled_layers():
     with pytest.raises(ConfigError, match="fanouts"):
-        build_config({}, ["model.name=promptmm", "train.fanouts=[5]", "model.num_layers=1", "teacher.num_layers=1"])
+        build_config({}, ["method.name=promptmm", "train.fanouts=[5]", "model.num_layers=1",
+                          "method.promptmm.teacher.num_layers=1"])
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: [1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="override train.fanouts"):
+        build_config({}, ["train.fanouts=[1,"])
 
 
 @pytest.mark.parametrize("tree, key", [

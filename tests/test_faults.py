@@ -22,9 +22,9 @@ import ray
 
 from raymm.config import build_config
 from raymm.data.prepare import prepare_dataset
-from raymm.train.run import run_training
+from raymm.testing import train_single_stage
 
-TINY = ["data.synthetic.num_users=200", "data.synthetic.num_items=100", "data.synthetic.num_interactions=3000",
+TINY = ["method.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.num_items=100", "data.synthetic.num_interactions=3000",
         "data.synthetic.modalities={image: 8}", "train.batch_size=128", "train.num_workers=2",
         "train.cpus_per_worker=0.5", "eval.user_batch_size=64", "train.epochs=5", "train.patience=10",
         "train.placement_strategy=SPREAD", "train.max_failures=2"]
@@ -52,7 +52,7 @@ def setup(cluster, tmp_path_factory):
     out = tmp_path_factory.mktemp("faults")
     cfg = build_config({}, TINY + [f"output.dir={out}"])
     dataset = prepare_dataset(cfg)
-    baseline = run_training(cfg, dataset, str(out / "ray_results"), "baseline")
+    baseline = train_single_stage(cfg, dataset, str(out / "ray_results"), "baseline")
     return cfg, dataset, out, baseline
 
 
@@ -102,7 +102,7 @@ def test_worker_process_killed_mid_run_resumes(setup):
         return victim.pid
 
     thread, done = _when_checkpointed(storage, "killed-worker", kill_one_worker)
-    outcome = run_training(cfg, dataset, storage, "killed-worker")
+    outcome = train_single_stage(cfg, dataset, storage, "killed-worker")
     thread.join(timeout=5)
     assert done.get("result"), "no worker was killed"
     assert not psutil.pid_exists(done["result"]) or psutil.Process(done["result"]).status() == psutil.STATUS_ZOMBIE
@@ -121,7 +121,7 @@ def test_node_removed_mid_run_resumes(cluster, setup):
         return node
 
     thread, done = _when_checkpointed(storage, "removed-node", remove_a_training_node)
-    outcome = run_training(cfg, dataset, storage, "removed-node")
+    outcome = train_single_stage(cfg, dataset, storage, "removed-node")
     thread.join(timeout=30)
     assert done.get("result") is not None, "no node was removed"
     assert len([n for n in ray.nodes() if n["Alive"]]) == 3  # head + the two remaining worker nodes

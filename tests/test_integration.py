@@ -12,11 +12,10 @@ import ray
 
 from raymm.config import build_config
 from raymm.data.prepare import prepare_dataset
-from raymm.testing import FailOnce
-from raymm.train.run import run_training
+from raymm.testing import FailOnce, train_single_stage
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.synthetic.num_users=200", "data.synthetic.num_items=100", "data.synthetic.num_interactions=3000",
+TINY = ["method.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.num_items=100", "data.synthetic.num_interactions=3000",
         "data.synthetic.modalities={image: 8}", "train.batch_size=256", "train.num_workers=2",
         "train.cpus_per_worker=0.5", "eval.user_batch_size=64"]
 
@@ -41,10 +40,10 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
     storage = str(tmp_path / "ray_results")
     marker = str(tmp_path / "failed-once")
     with pytest.raises(Exception, match="injected failure"):
-        run_training(cfg, dataset, storage, "resume", log_fn=FailOnce(marker, epoch=2))
+        train_single_stage(cfg, dataset, storage, "resume", log_fn=FailOnce(marker, epoch=2))
     assert os.path.exists(marker)
     # Relaunch with the same name and storage path: continues at epoch 2 from the epoch-1 checkpoint.
-    outcome = run_training(cfg, dataset, storage, "resume", log_fn=FailOnce(marker, epoch=2))
+    outcome = train_single_stage(cfg, dataset, storage, "resume", log_fn=FailOnce(marker, epoch=2))
     epochs = [h["epoch"] for h in outcome.state.history]
     assert epochs == [0, 1, 2, 3]  # nothing skipped, nothing doubled
     assert outcome.state.next_epoch == 4
@@ -59,7 +58,7 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
 def test_failure_config_restarts_worker_group(ray_local, tmp_path):
     cfg = _cfg(tmp_path, "train.epochs=3", "train.max_failures=1", "output.run_name=restart")
     marker = str(tmp_path / "failed-once")
-    outcome = run_training(cfg, prepare_dataset(cfg), str(tmp_path / "ray_results"), "restart",
+    outcome = train_single_stage(cfg, prepare_dataset(cfg), str(tmp_path / "ray_results"), "restart",
                            log_fn=FailOnce(marker, epoch=1))
     assert os.path.exists(marker)
     assert [h["epoch"] for h in outcome.state.history] == [0, 1, 2]
@@ -68,7 +67,8 @@ def test_failure_config_restarts_worker_group(ray_local, tmp_path):
 def _run_job(tmp_path, *args):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "jobs/train_promptmm.py", "--config", "conf/default.yaml", *TINY, f"output.dir={tmp_path}", *args]
+    cmd = [sys.executable, "jobs/train_promptmm.py", "--config", "conf/promptmm.yaml", *TINY[1:], f"output.dir={tmp_path}",
+           *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -81,7 +81,7 @@ def _results(proc):
 def test_promptmm_two_stage_job_and_stage2_from_saved_teacher(tmp_path):
     """Teacher then student in one job (parent + child MLflow runs), then stage 2 alone from the
     saved teacher, then a teacher that does not match the dataset is refused before training."""
-    proc = _run_job(tmp_path, "model.name=promptmm", "teacher.epochs=2", "train.epochs=2", "prompt.size=4",
+    proc = _run_job(tmp_path, "method.promptmm.teacher.epochs=2", "train.epochs=2", "method.promptmm.prompt.size=4",
                     "output.run_name=two-stage")
     out = proc.stdout + proc.stderr
     results = _results(proc)
@@ -113,25 +113,27 @@ def test_promptmm_two_stage_job_and_stage2_from_saved_teacher(tmp_path):
     # an ablation (w/o pairwise KD): under DDP the prompt parameters behind the switched-off term get
     # no gradient, which DDP must be told about.
     teacher_run = results["teacher"]["mlflow_run_id"]
-    proc = _run_job(tmp_path, "model.name=promptmm", "train.epochs=2", "prompt.size=4", "distill.pair_weight=0",
-                    f"teacher.checkpoint=runs:/{teacher_run}/teacher_best_model.pt", "output.run_name=from-teacher")
+    proc = _run_job(tmp_path, "train.epochs=2", "method.promptmm.prompt.size=4", "method.promptmm.distill.pair_weight=0",
+                    f"method.promptmm.teacher.checkpoint=runs:/{teacher_run}/teacher_best_model.pt",
+                    "output.run_name=from-teacher")
     out = proc.stdout + proc.stderr
     results2 = _results(proc)
     assert "teacher epoch" not in out and "[raymm] student epoch 2/2" in out
     assert "teacher" not in results2 and results2["val"]["recall@20"] > 0.2
 
     # A teacher trained on other data is refused before anything trains.
-    proc = _run_job(tmp_path, "model.name=promptmm", "prompt.size=4", "data.synthetic.num_items=120",
-                    f"teacher.checkpoint={teacher_file}", "output.run_name=mismatch")
+    proc = _run_job(tmp_path, "method.promptmm.prompt.size=4", "data.synthetic.num_items=120",
+                    f"method.promptmm.teacher.checkpoint={teacher_file}", "output.run_name=mismatch")
     assert proc.returncode != 0 and "does not match the dataset" in proc.stderr
     assert "student epoch" not in proc.stdout + proc.stderr
 
 
 def test_train_job_end_to_end(tmp_path):
-    """jobs/train_promptmm.py in a fresh process (its own local Ray), then jobs/evaluate.py."""
+    """jobs/train.py (LightGCN) in a fresh process (its own local Ray), then jobs/evaluate.py on the
+    served model it registered."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "jobs/train_promptmm.py", "--config", "conf/default.yaml", *TINY, "train.epochs=3",
+    cmd = [sys.executable, "jobs/train.py", "--config", "conf/lightgcn.yaml", *TINY, "train.epochs=3",
            f"output.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -139,6 +141,7 @@ def test_train_job_end_to_end(tmp_path):
     metrics_line = [l for l in proc.stdout.splitlines() if l.startswith("[raymm] metrics: ")][-1]
     results = json.loads(Path(metrics_line.split(": ", 1)[1]).read_text())
     assert results["val"]["recall@20"] > 0.3 and "ndcg@20" in results["test"]
+    assert results["registered_model"] == "models:/raymm-lightgcn/1"
 
     from mlflow.tracking import MlflowClient
 
@@ -157,3 +160,30 @@ def test_train_job_end_to_end(tmp_path):
     assert ev.returncode == 0, ev.stderr[-3000:]
     scored = json.loads(ev.stdout.strip().splitlines()[-1])
     assert scored["recall@20"] == pytest.approx(results["val"]["recall@20"], abs=1e-6)
+
+
+def test_sgfd_job_on_the_promptmm_backbone_with_kmeans_labels(tmp_path):
+    """SGFD through the same path: Ray Data -> 2 DDP workers -> validation early stopping ->
+    checkpoints -> MLflow -> the registered recommender, which jobs/evaluate.py scores like training."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "jobs/train.py", "--config", "conf/sgfd.yaml", *TINY[1:], "train.epochs=2",
+           "method.sgfd.backbone=promptmm", "method.sgfd.labels=kmeans:4", "method.sgfd.w_ce=1.0",
+           f"output.dir={tmp_path}", "output.run_name=sgfd"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    results = _results(proc)
+    out = proc.stdout + proc.stderr
+    assert "[raymm] sgfd epoch 2/2" in out
+    assert results["method"] == "sgfd" and results["val"]["recall@20"] > 0.2
+    assert results["registered_model"] == "models:/raymm-sgfd/1"
+
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(results["tracking_uri"]).get_run(results["mlflow_run_id"])
+    assert {"loss_ce", "loss_kd", "loss_bpr"} <= set(run.data.metrics)  # each term logged per epoch
+    ev = subprocess.run([sys.executable, "jobs/evaluate.py", "--model", "models:/raymm-sgfd/1", "--tracking-uri",
+                         results["tracking_uri"], "--data", results["dataset"]],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert json.loads(ev.stdout.strip().splitlines()[-1])["recall@20"] == pytest.approx(results["val"]["recall@20"],
+                                                                                       abs=1e-6)

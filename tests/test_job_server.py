@@ -51,8 +51,8 @@ def head(tmp_path):
 
 def _submit(env, submission_id, out, run_name, wait):
     cmd = ["ray", "job", "submit", "--working-dir", ".", "--submission-id", submission_id,
-           *([] if wait else ["--no-wait"]), "--", "python", "jobs/train_promptmm.py", "--config",
-           "conf/default.yaml", *TINY, f"output.dir={out}", f"output.run_name={run_name}"]
+           *([] if wait else ["--no-wait"]), "--", "python", "jobs/train.py", "--config",
+           "conf/lightgcn.yaml", *TINY, f"output.dir={out}", f"output.run_name={run_name}"]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 

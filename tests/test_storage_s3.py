@@ -72,7 +72,7 @@ def test_train_job_with_data_and_checkpoints_on_s3(s3_env, tmp_path):
     assert gen.returncode == 0, gen.stderr[-3000:]
     assert "datasets/tiny/manifest.json" in _keys(client, "datasets/tiny/")
 
-    args = ["jobs/train_promptmm.py", "--config", "conf/default.yaml", *TINY, "train.epochs=2",
+    args = ["jobs/train.py", "--config", "conf/lightgcn.yaml", *TINY, "train.epochs=2",
             "data.source=path", f"data.path=s3://{BUCKET}/datasets/tiny", f"output.storage=s3://{BUCKET}/store",
             f"output.dir={tmp_path}", "output.run_name=s3run"]
     proc = _run(env, *args)
@@ -94,7 +94,7 @@ def test_sweep_state_and_champion_on_s3(s3_env, tmp_path):
     env, client = s3_env
     sweep = {
         "name": "s3sweep", "base": str(ROOT / "conf" / "promptmm.yaml"),
-        "overrides": ["model.name=lightgcn", *TINY, "train.epochs=1", f"output.dir={tmp_path}",
+        "overrides": ["method.name=lightgcn", *TINY, "train.epochs=1", f"output.dir={tmp_path}",
                       f"output.storage=s3://{BUCKET}/store"],
         "space": {"train.lr": {"type": "grid", "values": [0.05, 0.01]}},
         "search": {"algorithm": "grid", "num_samples": 1}, "scheduler": {"type": "fifo"},
@@ -102,7 +102,7 @@ def test_sweep_state_and_champion_on_s3(s3_env, tmp_path):
     }
     path = tmp_path / "s3sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
-    proc = _run(env, "jobs/tune_promptmm.py", "--config", str(path))
+    proc = _run(env, "jobs/tune.py", "--config", str(path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     keys = _keys(client, "store/tune/")
     assert any(k.startswith("store/tune/s3sweep/experiment_state") for k in keys), keys[:20]  # Tune's own state

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 def _sweep_file(tmp_path, name="tiny", lrs=(0.05, 0.02, 1e-6, 1e-7)):
     sweep = {
         "name": name, "base": str(ROOT / "conf" / "promptmm.yaml"),
-        "overrides": ["model.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.num_items=100",
+        "overrides": ["method.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.num_items=100",
                       "data.synthetic.num_interactions=3000", "data.synthetic.modalities={image: 8}",
                       "train.batch_size=256", "train.epochs=3", f"output.dir={tmp_path}"],
         "space": {"train.lr": {"type": "grid", "values": list(lrs)}},
@@ -76,7 +76,7 @@ def _run(args, tmp_path, timeout=1200):
 def test_tiny_sweep_end_to_end(tmp_path):
     # Grid order with one trial at a time: trial 0 (lr 0.05) runs 3 epochs; trial 1 has one epoch
     # checkpointed before ASHA's rung at epoch 2. Kill the driver there: trial 0 is finished, trial 1 is not.
-    args = ["jobs/tune_promptmm.py", "--config", str(_sweep_file(tmp_path))]
+    args = ["jobs/tune.py", "--config", str(_sweep_file(tmp_path))]
     _launch_and_kill(args, tmp_path, until=lambda: _registered(tmp_path, "00001"))
     finished = _checkpoints(tmp_path, "00000")
     assert finished, "trial 0 should have finished before the driver was killed"
@@ -130,7 +130,7 @@ def test_tiny_sweep_end_to_end(tmp_path):
 
     # Relaunching the finished sweep reruns nothing.
     before = json.loads((tmp_path / "sweeps" / "tiny" / "champion.json").read_text())["trial_id"]
-    proc = _run(["jobs/tune_promptmm.py", "--config", str(_sweep_file(tmp_path))], tmp_path)
+    proc = _run(["jobs/tune.py", "--config", str(_sweep_file(tmp_path))], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming sweep tiny" in proc.stdout + proc.stderr
     assert "lightgcn epoch" not in proc.stdout + proc.stderr
@@ -182,7 +182,7 @@ def test_crashed_trial_is_retried_and_the_sweep_completes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     log = tmp_path / "sweep.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "jobs/tune_promptmm.py", "--config", str(path)], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "jobs/tune.py", "--config", str(path)], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.monotonic() + 600

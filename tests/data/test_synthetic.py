@@ -47,3 +47,26 @@ def test_popularity_is_skewed_and_features_carry_signal(tmp_path):
     a, b = a[a != b], b[a != b]
     rand = np.einsum("nd,nd->n", x[a], x[b]).mean()
     assert abs(rand) < 0.01 and co > 0.02, (co, rand)
+
+
+def test_categories_follow_the_latent_item_factors(tmp_path):
+    from raymm.data.synthetic import _factors, categories
+
+    cfg = _cfg(num_categories=5)
+    generate(cfg, str(tmp_path / "syn"))
+    items = load_dataset(str(tmp_path / "syn")).read_items()
+    _, _, item_f, _ = _factors(cfg)
+    assert np.array_equal(items["item_id"], np.arange(200)) and np.array_equal(items["category"], categories(cfg, item_f))
+    assert len(set(items["category"].tolist())) == 5
+    # items of one category point the same way in factor space; items of different ones do not
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 200, 4000), rng.integers(0, 200, 4000)
+    same = items["category"][a] == items["category"][b]
+    unit = item_f / np.linalg.norm(item_f, axis=1, keepdims=True)
+    cos = (unit[a] * unit[b]).sum(1)
+    assert cos[same & (a != b)].mean() > cos[~same].mean() + 0.08
+
+
+def test_no_item_table_without_categories(tmp_path):
+    m = generate(_cfg(num_categories=0), str(tmp_path / "syn"))
+    assert m.item_files == [] and load_dataset(str(tmp_path / "syn")).read_items() == {}

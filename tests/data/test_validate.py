@@ -188,3 +188,24 @@ def test_out_of_range_ids_on_load(dataset_dir, tiny_rows):
     _replace_file(dataset_dir, "interactions/part-00000.parquet", tiny_table(tiny_rows + [(1, 99, "train")]))
     with pytest.raises(DataValidationError, match="part-00000.parquet, column 'item_id', row 8"):
         load_dataset(str(dataset_dir)).read_interactions()
+
+
+@pytest.mark.parametrize("items, column, problem", [
+    ({"item_id": [0, 1, 2, 2], "category": [0, 1, 0, 1]}, "item_id", "once each"),
+    ({"item_id": [0, 1, 2], "category": [0, 1, 0]}, "item_id", "3 rows for 4 items"),
+    ({"item_id": [0, 1, 2, 3], "category": [0, -1, 0, 1]}, "category", ">= 0"),
+    ({"item_id": [0, 1, 2, 3], "category": [0.5, 1.0, 0.0, 1.0]}, "category", "integer column"),
+    ({"item_id": [0, 1, 2, 3], "category": [0, None, 0, 1]}, "category", "null value"),
+])
+def test_bad_item_table(tmp_path, tiny_rows, tiny_features, items, column, problem):
+    with pytest.raises(DataValidationError, match=problem) as err:
+        write_dataset(str(tmp_path / "ds"), [tiny_table(tiny_rows)], tiny_features, 3, 4, items=pa.table(items))
+    assert err.value.column == column
+    _assert_nothing_written(tmp_path)
+
+
+def test_item_table_round_trip(tmp_path, tiny_rows, tiny_features):
+    m = write_dataset(str(tmp_path / "ds"), [tiny_table(tiny_rows)], tiny_features, 3, 4,
+                      items=pa.table({"item_id": [3, 1, 0, 2], "category": [5, 6, 7, 8]}))
+    assert m.item_columns == ["category"] and m.item_files
+    assert load_dataset(str(tmp_path / "ds")).read_items()["category"].tolist() == [7, 6, 8, 5]

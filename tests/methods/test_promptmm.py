@@ -8,7 +8,8 @@ from raymm.config import build_config
 from raymm.graph import TrainGraph
 from raymm.models.prompt import SoftPrompt, hard_tokens, pca
 from raymm.sampling import NegativeSampler, NeighbourSampler
-from raymm.train.tasks import DistillTask, SharedData, TeacherTask
+from raymm.methods.base import SharedData
+from raymm.methods.promptmm.tasks import DistillTask, TeacherTask
 
 
 def _shared(num_modalities, users=40, items=30, seed=0):
@@ -16,12 +17,14 @@ def _shared(num_modalities, users=40, items=30, seed=0):
     key = np.unique(rng.integers(0, users, 500) * items + rng.integers(0, items, 500))
     graph = TrainGraph.from_interactions(key // items, key % items, users, items)
     feats = {f"m{j}": rng.normal(size=(items, 6 + j)).astype(np.float32) for j in range(num_modalities)}
-    return SharedData(graph, None, None, feats, hard_tokens(feats, graph, 4))
+    return SharedData(graph, None, None, feats, {"hard_tokens": hard_tokens(feats, graph, 4)})
 
 
 def _cfg(*extra):
-    return build_config({}, ["model.name=promptmm", "model.embedding_dim=8", "prompt.size=4", "train.fanouts=[4,4]",
-                             "teacher.dropout=0.0", "prompt.dropout=0.0", *extra])
+    return build_config({}, ["method.name=promptmm", "model.embedding_dim=8", "method.promptmm.prompt.size=4",
+                             "train.fanouts=[4,4]", "method.promptmm.teacher.dropout=0.0",
+                             "method.promptmm.prompt.dropout=0.0",
+                             *[e if e.startswith("train.") else f"method.promptmm.{e}" for e in extra]])
 
 
 def _batch(task, shared, seed=0):
@@ -43,7 +46,7 @@ def test_pca_is_deterministic_and_ordered():
 
 def test_user_hard_tokens_are_means_of_their_items():
     shared = _shared(2)
-    h_user, h_item = shared.hard_tokens
+    h_user, h_item = shared.extras["hard_tokens"]
     indptr, items = shared.graph.user_items()
     u = int(np.argmax(np.diff(indptr)))
     assert np.allclose(h_user[u], h_item[items[indptr[u]:indptr[u + 1]]].mean(0), atol=1e-6)
@@ -74,7 +77,7 @@ def test_full_fanout_sampled_teacher_equals_full_graph_teacher():
 
 def test_stage2_gradient_reaches_prompt_not_teacher():
     shared = _shared(2)
-    shared.teacher = TeacherTask(_cfg(), shared).payload()
+    shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()
     task = DistillTask(_cfg(), shared)
     before = {n: p.detach().clone() for n, p in task.module.teacher.named_parameters()}
     opt = task.optimizer(list(task.module.parameters()))
@@ -97,7 +100,7 @@ def test_stage2_gradient_reaches_prompt_not_teacher():
 
 def test_parity_mode_freezes_prompt_and_keeps_teacher_dropout():
     shared = _shared(2)
-    shared.teacher = TeacherTask(_cfg(), shared).payload()
+    shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()
     task = DistillTask(_cfg("parity=true"), shared)
     task.module.train()
     assert task.module.teacher.training
@@ -109,7 +112,7 @@ def test_parity_mode_freezes_prompt_and_keeps_teacher_dropout():
 @pytest.mark.parametrize("off", ["distill.pair_weight=0", "distill.list_weight=0", "distill.emb_weight=0"])
 def test_each_kd_term_can_be_switched_off(off):
     shared = _shared(1)
-    shared.teacher = TeacherTask(_cfg(), shared).payload()
+    shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()
     task = DistillTask(_cfg(off), shared)
     _, parts = task.loss(task.module, _batch(task, shared))
     term = {"pair": "kd_pair", "list": "kd_list", "emb": "kd_emb"}[off.split(".")[1].split("_")[0]]

@@ -1,0 +1,37 @@
+"""What the quality scripts share: run the real train job once per named variant (reused when its
+``metrics.json`` exists) and format figures. Runs land in ``outputs/quality/`` (MLflow store included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "outputs" / "quality"
+
+
+def run(name: str, config: str, *overrides: str) -> dict:
+    """``jobs/train.py --config <config> <overrides>`` as run ``name`` (2 Ray workers); its metrics.json."""
+    metrics = OUT / "runs" / name / "metrics.json"
+    if not metrics.exists():
+        cmd = [sys.executable, "jobs/train.py", "--config", config, f"output.dir={OUT}",
+               f"output.run_name={name}", "mlflow.log_model=false", *overrides]
+        print("$ " + " ".join(cmd[1:]), flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout[-4000:])
+            raise SystemExit(f"run {name} failed")
+    return json.loads(metrics.read_text())
+
+
+def fmt(m: dict | None, metric: str = "recall@20", other: str = "ndcg@20") -> str:
+    return "-" if not m else f"{m[metric]:.4f} / {m[other]:.4f}"
+
+
+def mean_sd(values: list[float]) -> str:
+    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
