@@ -30,7 +30,7 @@ TINY = ["method.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.
         "train.placement_strategy=SPREAD", "train.max_failures=2"]
 TOLERANCE = 0.05
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

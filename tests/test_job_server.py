@@ -20,7 +20,7 @@ TINY = ["data.synthetic.num_users=200", "data.synthetic.num_items=100", "data.sy
         "data.synthetic.modalities={image: 8}", "train.batch_size=128", "eval.user_batch_size=64",
         "train.epochs=6", "train.patience=10"]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture

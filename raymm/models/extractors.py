@@ -8,9 +8,21 @@ before the normalisation, and so do these.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def register_features(module: nn.Module, features: dict) -> dict[str, int]:
+    """Keep each modality's (I, d_m) features on ``module`` as a non-persistent buffer
+    ``feat_<m>`` (moves with the module, not saved with it); return m -> d_m, sorted by name."""
+    dims = {}
+    for m in sorted(features):
+        x = torch.tensor(np.asarray(features[m]), dtype=torch.float32)
+        module.register_buffer(f"feat_{m}", x, persistent=False)
+        dims[m] = int(x.shape[1])
+    return dims
 
 
 def shrinking_dims(d_in: int, d_out: int, factor: int = 4) -> list[int]:

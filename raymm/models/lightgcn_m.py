@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from raymm.models.extractors import StudentExtractor
+from raymm.models.extractors import StudentExtractor, register_features
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
 from raymm.sampling import Batch
@@ -51,11 +50,8 @@ class LightGCNM(nn.Module):
         self.modalities = sorted(features)
         self.embedding = nn.Embedding(num_users + num_items, dim)
         nn.init.normal_(self.embedding.weight, std=init_std)
-        self.extractors = nn.ModuleDict()
-        for m in self.modalities:
-            x = torch.tensor(np.asarray(features[m]), dtype=torch.float32)
-            self.register_buffer(f"feat_{m}", x, persistent=False)
-            self.extractors[m] = StudentExtractor(x.shape[1], dim)
+        self.extractors = nn.ModuleDict({m: StudentExtractor(d_m, dim)
+                                         for m, d_m in register_features(self, features).items()})
 
     def hparams(self) -> dict:
         return {"num_users": self.num_users, "num_items": self.num_items, "dim": self.dim,

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from raymm.models.prompt import SoftPrompt
-from raymm.models.extractors import StudentExtractor
+from raymm.models.extractors import StudentExtractor, register_features
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
 from raymm.models.registry import register
 from raymm.sampling import Batch
@@ -93,13 +92,11 @@ class PromptMMTeacher(nn.Module):
         self.embedding = nn.Embedding(num_users + num_items, dim)
         nn.init.normal_(self.embedding.weight, std=init_std)
         self.reducers = nn.ModuleDict()
-        for m in self.modalities:
-            x = torch.tensor(np.asarray(features[m]), dtype=torch.float32)
-            self.register_buffer(f"feat_{m}", x, persistent=False)
+        for m, d_m in register_features(self, features).items():
             if extractor == "sgfd":
-                self.reducers[m] = StudentExtractor(x.shape[1], dim)
+                self.reducers[m] = StudentExtractor(d_m, dim)
             else:
-                self.reducers[m] = nn.Linear(x.shape[1], dim)
+                self.reducers[m] = nn.Linear(d_m, dim)
                 nn.init.xavier_uniform_(self.reducers[m].weight)
         self.prompt = prompt
         self.feat_dropout = nn.Dropout(dropout)
@@ -126,7 +123,7 @@ class PromptMMTeacher(nn.Module):
             raise ValueError(f"the teacher needs modalities {sorted(h['feature_dims'])}, the data lacks {sorted(missing)}")
         prompt = (SoftPrompt(state["prompt.h_user"], state["prompt.h_item"], h["dim"], h.get("prompt_dropout", 0.0))
                   if h["prompt"] else None)
-        feats = {m: torch.tensor(np.asarray(features[m]), dtype=torch.float32) for m in h["feature_dims"]}
+        feats = {m: features[m] for m in h["feature_dims"]}
         teacher = cls(h["num_users"], h["num_items"], feats, prompt, h["dim"], h["num_layers"], h["dropout"],
                       h["a_mc"], h["a_sp"], h["a_fp"], summary_every=h["summary_every"],
                       normalization=h["normalization"], extractor=h["extractor"])

@@ -6,8 +6,8 @@ import torch
 
 from raymm.config import build_config
 from raymm.graph import TrainGraph
+from tests.conftest import sample_batch
 from raymm.models.prompt import SoftPrompt, hard_tokens, pca
-from raymm.sampling import NegativeSampler, NeighbourSampler
 from raymm.methods.base import SharedData
 from raymm.methods.promptmm.tasks import DistillTask, TeacherTask
 
@@ -25,14 +25,6 @@ def _cfg(*extra):
                              "train.fanouts=[4,4]", "method.promptmm.teacher.dropout=0.0",
                              "method.promptmm.prompt.dropout=0.0",
                              *[e if e.startswith("train.") else f"method.promptmm.{e}" for e in extra]])
-
-
-def _batch(task, shared, seed=0):
-    g = shared.graph
-    indptr, items = g.user_items()
-    users = np.repeat(np.arange(g.num_users), np.diff(indptr))
-    idx = np.random.default_rng(seed).choice(len(users), 32)
-    return task.make_batch(users[idx], items[idx], NegativeSampler(g, seed), NeighbourSampler(g, task.cfg.train.fanouts))
 
 
 def test_pca_is_deterministic_and_ordered():
@@ -56,7 +48,7 @@ def test_user_hard_tokens_are_means_of_their_items():
 def test_teacher_runs_with_any_number_of_modalities(num_modalities):
     shared = _shared(num_modalities)
     task = TeacherTask(_cfg(), shared)
-    loss, parts = task.loss(task.module, _batch(task, shared))
+    loss, parts = task.loss(task.module, sample_batch(task, shared))
     loss.backward()
     assert torch.isfinite(loss)
     assert {f"bpr_m{j}" for j in range(num_modalities)} <= set(parts)
@@ -67,7 +59,7 @@ def test_full_fanout_sampled_teacher_equals_full_graph_teacher():
     shared = _shared(2)
     task = TeacherTask(_cfg("train.fanouts=[-1,-1]"), shared)
     teacher = task.module.eval()
-    batch = _batch(task, shared)
+    batch = sample_batch(task, shared)
     out = teacher(batch)
     emb, modal = teacher.full(shared.graph.normalized_adjacency())
     assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
@@ -83,7 +75,7 @@ def test_stage2_gradient_reaches_prompt_not_teacher():
     opt = task.optimizer(list(task.module.parameters()))
     task.module.train()
     assert not task.module.teacher.training  # targets come from the teacher in eval mode
-    loss, parts = task.loss(task.module, _batch(task, shared))
+    loss, parts = task.loss(task.module, sample_batch(task, shared))
     opt.zero_grad()
     loss.backward()
     grads = {n: p.grad for n, p in task.module.teacher.named_parameters()}
@@ -104,7 +96,7 @@ def test_parity_mode_freezes_prompt_and_keeps_teacher_dropout():
     task = DistillTask(_cfg("parity=true"), shared)
     task.module.train()
     assert task.module.teacher.training
-    loss, _ = task.loss(task.module, _batch(task, shared))
+    loss, _ = task.loss(task.module, sample_batch(task, shared))
     loss.backward()
     assert all(p.grad is None for p in task.module.teacher.parameters())
 
@@ -114,7 +106,7 @@ def test_each_kd_term_can_be_switched_off(off):
     shared = _shared(1)
     shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()
     task = DistillTask(_cfg(off), shared)
-    _, parts = task.loss(task.module, _batch(task, shared))
+    _, parts = task.loss(task.module, sample_batch(task, shared))
     term = {"pair": "kd_pair", "list": "kd_list", "emb": "kd_emb"}[off.split(".")[1].split("_")[0]]
     assert term not in parts and len({"kd_pair", "kd_list", "kd_emb"} & set(parts)) == 2
 
@@ -123,7 +115,7 @@ def test_without_prompt_ablation():
     shared = _shared(2)
     task = TeacherTask(_cfg("prompt.enabled=false"), shared)
     assert task.module.prompt is None
-    loss, parts = task.loss(task.module, _batch(task, shared))
+    loss, parts = task.loss(task.module, sample_batch(task, shared))
     assert "prompt_bpr" not in parts and torch.isfinite(loss)
 
 

@@ -7,13 +7,13 @@ import torch.nn.functional as F
 
 from raymm.config import build_config
 from raymm.graph import TrainGraph
+from tests.conftest import sample_batch
 from raymm.methods.base import SharedData
 from raymm.methods.sgfd import item_labels
 from raymm.methods.sgfd.model import SGFDHead
 from raymm.methods.sgfd.tasks import SGFDTask, student_extractors
 from raymm.models.extractors import StudentExtractor, TeacherExtractor, shrinking_dims
 from raymm.models.registry import from_payload
-from raymm.sampling import NegativeSampler, NeighbourSampler
 
 
 def _shared(users=40, items=30, seed=0, labels=5):
@@ -28,14 +28,6 @@ def _shared(users=40, items=30, seed=0, labels=5):
 def _cfg(*extra):
     return build_config({}, ["method.name=sgfd", "model.embedding_dim=8", "train.fanouts=[4,4]",
                              *[e if e.startswith(("train.", "model.")) else f"method.sgfd.{e}" for e in extra]])
-
-
-def _batch(task, shared, seed=0):
-    g = shared.graph
-    indptr, items = g.user_items()
-    users = np.repeat(np.arange(g.num_users), np.diff(indptr))
-    idx = np.random.default_rng(seed).choice(len(users), 32)
-    return task.make_batch(users[idx], items[idx], NegativeSampler(g, seed), NeighbourSampler(g, task.cfg.train.fanouts))
 
 
 def test_extractor_shapes_and_unit_rows():
@@ -73,7 +65,7 @@ def test_losses_match_hand_computed_values():
 def test_joint_loss_trains_teacher_student_and_classifiers(backbone):
     shared = _shared()
     task = SGFDTask(_cfg(f"backbone={backbone}", "w_ce=1.0", "w_kd=1.0"), shared)
-    loss, parts = task.loss(task.module, _batch(task, shared))
+    loss, parts = task.loss(task.module, sample_batch(task, shared))
     assert {"bpr", "ce", "kd"} <= set(parts) and torch.isfinite(loss)
     loss.backward()
     head = task.module.head
@@ -86,7 +78,7 @@ def test_joint_loss_trains_teacher_student_and_classifiers(backbone):
 def test_ablation_switches(switch, absent, no_fusion):
     shared = _shared()
     task = SGFDTask(_cfg(switch), shared)
-    _, parts = task.loss(task.module, _batch(task, shared))
+    _, parts = task.loss(task.module, sample_batch(task, shared))
     assert absent is None or absent not in parts
     assert (task.module.head.fusion is None) == no_fusion
 
@@ -95,7 +87,7 @@ def test_backbone_alone_has_no_teacher_and_serves_only_the_student_extractor():
     shared = _shared()
     alone = SGFDTask(_cfg("w_ce=0", "w_kd=0"), shared)
     assert alone.module.head is None
-    _, parts = alone.loss(alone.module, _batch(alone, shared))
+    _, parts = alone.loss(alone.module, sample_batch(alone, shared))
     assert set(parts) == {"bpr"}
     full = SGFDTask(_cfg(), shared)
     payload = full.payload()
@@ -111,7 +103,7 @@ def test_lightgcn_m_sampled_matches_full_graph_at_full_fanout():
     shared = _shared()
     task = SGFDTask(_cfg("train.fanouts=[-1,-1]", "w_ce=0", "w_kd=0"), shared)
     model = task.module.backbone.eval()
-    batch = _batch(task, shared)
+    batch = sample_batch(task, shared)
     emb, _ = model(batch)
     u, i = model.full_embeddings(shared.graph.normalized_adjacency())
     full = torch.cat([u, i])[batch.seeds]
