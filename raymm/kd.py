@@ -1,5 +1,5 @@
 """PromptMM's distillation losses (Wei et al., WWW 2024, https://arxiv.org/abs/2402.17188, Sec. 3.3;
-raymm's spec "Stage 2"), and the public code's forms for parity mode.
+../shared/docs/promptmm.md, "Stage 2"), and the public code's forms for parity mode.
 
 Paper mode:
 

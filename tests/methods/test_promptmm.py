@@ -126,3 +126,18 @@ def test_soft_prompt_node_ids():
     assert out.shape == (4, 5)
     assert torch.allclose(out[1], prompt.users(torch.tensor([2]))[0])
     assert torch.allclose(out[3], prompt.items(torch.tensor([3]))[0])
+
+
+def test_registered_teacher_carries_the_prompt_as_stage_2_left_it():
+    from raymm.methods.promptmm import METHOD
+
+    shared = _shared(2)
+    teacher = TeacherTask(_cfg(), shared).payload()
+    shared.extras["teacher"] = teacher
+    task = DistillTask(_cfg(), shared)
+    with torch.no_grad():
+        task.module.teacher.prompt.item.weight.add_(1.0)  # what stage 2's updates do to the prompt
+    served = METHOD.served_extras({"teacher": teacher, "student": task.payload()})["teacher"]
+    assert torch.equal(served["state_dict"]["prompt.item.weight"], task.module.teacher.prompt.item.weight)
+    assert not torch.equal(teacher["state_dict"]["prompt.item.weight"], served["state_dict"]["prompt.item.weight"])
+    assert all(torch.equal(teacher["state_dict"][k], v) for k, v in served["state_dict"].items() if "prompt" not in k)
