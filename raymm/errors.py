@@ -15,3 +15,8 @@ class ModelMismatchError(InputError):
 
 class TrackingUnavailableError(InputError, ConnectionError):
     """The MLflow tracking store cannot be reached or used."""
+
+
+class DivergedError(InputError):
+    """Training produced a non-finite loss or weights (usually a learning rate or loss weight too
+    large); the message names the stage, epoch, step and loss terms."""

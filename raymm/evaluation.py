@@ -26,13 +26,16 @@ def topk_items(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray
 @torch.no_grad()
 def topk_excluding(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray,
                    exclude: tuple[np.ndarray, np.ndarray], k: int, batch_size: int = 1024, with_scores: bool = False):
-    """Top-k items per user with each user's ``exclude`` items (CSR: indptr (U+1,), item ids) masked."""
+    """Top-k items per user with each user's ``exclude`` items (CSR: indptr (U+1,), item ids) masked.
+
+    A NaN score (a diverged model) ranks lowest, like a masked item: its score comes back as -inf."""
     indptr, train_items = exclude
     out, vals = [], []
     k = min(k, item_emb.shape[0])
     for start in range(0, len(users), batch_size):
         chunk = users[start:start + batch_size]
         scores = user_emb[torch.from_numpy(chunk).to(user_emb.device)] @ item_emb.T  # (b, I)
+        scores = torch.nan_to_num(scores, nan=-torch.inf)
         counts = indptr[chunk + 1] - indptr[chunk]
         rows = np.repeat(np.arange(len(chunk)), counts)
         cols = np.concatenate([train_items[indptr[u]:indptr[u + 1]] for u in chunk]) if counts.sum() else \
@@ -65,10 +68,10 @@ def metric_sums(user_emb: torch.Tensor, item_emb: torch.Tensor, split: EvalSplit
     eval_keys = torch.from_numpy(np.repeat(split.users, num_rel_all) * num_items + split.items).to(device)  # sorted
     for start in range(0, len(split.users), batch_size):
         users = split.users[start:start + batch_size]
-        top = topk_items(user_emb, item_emb, users, graph, kmax, batch_size)  # (b, <=kmax)
+        top, score = topk_items(user_emb, item_emb, users, graph, kmax, batch_size, with_scores=True)  # (b, <=kmax)
         keys = torch.from_numpy(users).to(device).unsqueeze(1) * num_items + top
         pos = torch.searchsorted(eval_keys, keys).clamp(max=len(eval_keys) - 1)
-        hits = eval_keys[pos] == keys
+        hits = (eval_keys[pos] == keys) & (score > -torch.inf)  # a NaN or masked score is never a hit
         if hits.shape[1] < kmax:  # fewer items than kmax
             hits = torch.cat([hits, hits.new_zeros(len(users), kmax - hits.shape[1])], 1)
         num_rel = torch.from_numpy(num_rel_all[start:start + batch_size]).to(device)

@@ -152,11 +152,11 @@ def dataset(tmp_path_factory):
     return dest
 
 
-def _train(out, *overrides, data=None):
+def _train(out, *overrides, data=None, timeout=300):
     args = ["jobs/train.py", "--config", "conf/lightgcn.yaml", f"output.dir={out}", "train.epochs=1"]
     if data is not None:
         args += ["data.source=path", f"data.path={data}"]
-    return _run(*args, *overrides)
+    return _run(*args, *overrides, timeout=timeout)
 
 
 def _nothing_trained(out):
@@ -230,3 +230,19 @@ def test_pickled_features_are_refused(tmp_path):
                 "--feature", f"image={tmp_path / 'image.npy'}")
     _refused(proc, "image.npy", "without unpickling", "np.save")
     _nothing_imported(dest)
+
+
+def test_diverged_training_stops_with_the_epoch_and_step_and_saves_nothing(dataset, tmp_path):
+    """train.lr=inf: the first step's update makes every weight non-finite; the stage stops there with
+    one error line naming the stage, epoch and step; nothing is saved as best, nothing registered,
+    and the job's MLflow run is marked FAILED (not left RUNNING)."""
+    out = tmp_path / "out"
+    proc = _train(out, "train.lr=.inf", "train.num_workers=1", data=dataset, timeout=600)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("raymm: error: lightgcn diverged at epoch 1, step "), last
+    assert "lower the learning rate" in last
+    assert not list(out.rglob("*best_model.pt")) and not list(out.rglob("metrics.json"))
+    with sqlite3.connect(out / "mlflow.db") as con:
+        assert {s for (s,) in con.execute("select status from runs")} == {"FAILED"}
+        assert con.execute("select count(*) from registered_models").fetchone()[0] == 0

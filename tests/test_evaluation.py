@@ -35,3 +35,14 @@ def test_metric_sums_hand_computed_and_sharding_reduces_exactly():
     shards = sum(metric_sums(users, items, split.shard(r, 2), graph, ks) for r in range(2))
     assert finalize(shards, ks) == pytest.approx(full)
     assert set(full) == set(metric_names(ks))
+
+
+def test_nan_scores_rank_lowest_and_are_never_hits():
+    graph, users, items = _setup()
+    split = EvalSplit.from_interactions(np.array([0, 1, 1]), np.array([2, 3, 0]))
+    nan_items = torch.full_like(items, float("nan"))
+    metrics = finalize(metric_sums(users, nan_items, split, graph, [1, 2]), [1, 2])
+    assert all(v == 0.0 for v in metrics.values())  # a diverged model scores nothing
+    partly = items.clone()
+    partly[1] = float("nan")  # item 1 is NaN: it drops below every finite item
+    assert topk_items(users, partly, np.array([0]), graph, 3)[0].tolist() == [2, 3, 4]

@@ -20,6 +20,7 @@ from ray.train.torch import TorchTrainer
 
 from raymm.config import Config
 from raymm.data.store import Dataset
+from raymm.errors import InputError
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.methods.base import SharedData, Stage
 from raymm.methods.registry import get_method
@@ -57,6 +58,18 @@ def build_shared(dataset: Dataset, cfg: Config) -> SharedData:
     return shared
 
 
+def _input_error_of(err) -> InputError | None:
+    """The bad-input error (a diverged run ...) a worker raised, if that is why the group failed."""
+    for exc in getattr(err, "worker_failures", {}).values():
+        seen = 0
+        while exc is not None and seen < 5:
+            if isinstance(exc, InputError):
+                return exc
+            exc = getattr(exc, "cause", None) or exc.__cause__
+            seen += 1
+    return None
+
+
 def train_interactions(dataset: Dataset) -> ray.data.Dataset:
     """The TRAIN rows, streamed from the Parquet shards (user_id, item_id)."""
     ds = ray.data.read_parquet(dataset.interaction_paths(), filesystem=dataset.fs,
@@ -82,7 +95,10 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
             worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0"}}),
         datasets={"train": train_interactions(dataset)},
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except ray.train.WorkerGroupError as e:
+        raise _input_error_of(e) or e
     if result.checkpoint is None:
         raise RuntimeError(f"training run {run_name} produced no checkpoint")
     with result.checkpoint.as_directory() as d:

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from raymm.config import Config
+from raymm.errors import DivergedError
 from raymm.evaluation import finalize, metric_sums
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.sampling import NegativeSampler, NeighbourSampler
@@ -109,13 +110,15 @@ def train_loop_per_worker(config: dict) -> None:
         start = time.perf_counter()
         loss_sum = torch.zeros(2, dtype=torch.float64)
         part_sums: dict[str, float] = {}
-        for rows in shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy",
+        for step, rows in enumerate(shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy",
                                        local_shuffle_buffer_size=cfg.train.shuffle_buffer_rows or None,
-                                       local_shuffle_seed=epoch_seed):
+                                       local_shuffle_seed=epoch_seed), start=1):
             users = rows["user_id"].astype(np.int64)
             pos = rows["item_id"].astype(np.int64)
             batch = task.make_batch(users, pos, negatives, neighbours).to(device)
             loss, parts = task.loss(model, batch)
+            if not torch.isfinite(loss):
+                _diverged(stage, epoch, step, f"the loss is {loss.item()}", parts)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -123,6 +126,9 @@ def train_loop_per_worker(config: dict) -> None:
             for k, v in parts.items():
                 part_sums[k] = part_sums.get(k, 0.0) + v * len(users)
         train_seconds = time.perf_counter() - start
+        bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:  # never evaluated, saved as best or registered
+            _diverged(stage, epoch, step, f"parameters became non-finite ({', '.join(bad[:3])})", {})
         names = sorted(part_sums)
         totals = _all_reduce(torch.tensor([*loss_sum.tolist(), train_seconds, *(part_sums[k] for k in names)],
                                           dtype=torch.float64, device=device)).cpu()
@@ -165,6 +171,13 @@ def train_loop_per_worker(config: dict) -> None:
                 print(f"[raymm] {stage}: early stop, no {selector} improvement for {patience} evaluations; "
                       f"best epoch {state.best_epoch + 1}", flush=True)
             break
+
+
+def _diverged(stage: str, epoch: int, step: int, what: str, parts: dict) -> None:
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
+    raise DivergedError(f"{stage} diverged at epoch {epoch + 1}, step {step}: {what}"
+                        + (f" (loss terms: {terms})" if terms else "")
+                        + "; lower the learning rate or the loss weights")
 
 
 def _report(rank: int, state: TrainState, task, optimizer, best_model: dict, metrics: dict) -> None:
