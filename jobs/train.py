@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from raymm.cli import report_input_errors
-from raymm.cluster import init_ray
+from raymm.cluster import check_fit, init_ray
 from raymm.config import ConfigError, load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.models.registry import from_payload
@@ -56,7 +56,12 @@ plan = plan_stages(cfg, shared, tracking_uri(cfg))
 print(f"[raymm] method {cfg.method.name}: stages {[s.name for s, p in plan.steps if p is None]}"
       + "".join(f" ({s.name}: saved)" for s, p in plan.steps if p is not None), flush=True)
 
-# 3. Tracking: a parent run for the job (resumed when the job is relaunched).
+# 3. Ray: the cluster of `ray job submit` (RAY_ADDRESS), else a new local one; workers that can
+#    never fit it are refused here instead of waiting forever.
+init_ray()
+check_fit(cfg)
+
+# 4. Tracking: a parent run for the job (resumed when the job is relaunched).
 tracker = Tracker(cfg, run_name)
 print(f"[raymm] MLflow run {tracker.run_id}{' (resumed)' if tracker.resumed else ''} at {tracker.uri}", flush=True)
 os.makedirs(run_dir, exist_ok=True)
@@ -64,8 +69,7 @@ with open(os.path.join(run_dir, "config.yaml"), "w") as f:
     yaml.safe_dump(cfg.model_dump(), f, sort_keys=False)
 tracker.log_artifact(os.path.join(run_dir, "config.yaml"))
 
-# 4. Train on Ray: the cluster of `ray job submit` (RAY_ADDRESS), else a new local one.
-init_ray()
+# 5. Train, stage by stage.
 started = time.time()
 child_runs = len(plan.steps) > 1
 try:
@@ -76,7 +80,7 @@ except BaseException:
     raise
 final = outcome.results.get(plan.final.name)
 
-# 5. Results: the served model's metrics at its best validation epoch, efficiency, the served model.
+# 6. Results: the served model's metrics at its best validation epoch, efficiency, the served model.
 report = efficiency_report(cfg, shared, outcome, plan.final.name)
 print(format_report(report), flush=True)
 results = {

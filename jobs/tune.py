@@ -14,7 +14,7 @@ import os
 import torch
 
 from raymm.cli import report_input_errors
-from raymm.cluster import init_ray
+from raymm.cluster import check_fit, init_ray
 from raymm.data.prepare import prepare_dataset
 from raymm.evaluation import finalize, metric_sums
 from raymm.model_io import load_payload
@@ -41,13 +41,15 @@ out_dir = os.path.join(os.path.abspath(base.output.dir), "sweeps", sweep.name)
 os.makedirs(out_dir, exist_ok=True)
 storage = tune_storage(base)  # sweep state and the trials' checkpoints: output.storage (s3:// ...) or output.dir
 
-# 2. Parent MLflow run of the sweep (resumed with the sweep); one child run per trial.
+# 2. Ray (trials that can never fit the cluster are refused here), then the sweep's parent MLflow run
+#    (resumed with the sweep); one child run per trial.
+init_ray()
+check_fit(base, sweep.resources.max_concurrent_trials, sweep.resources.trial_driver_cpus)
 tracker = Tracker(base, f"sweep-{sweep.name}")
 tracker.log_artifact(args.config)
 print(f"[raymm] sweep {sweep.name}: MLflow parent run {tracker.run_id} at {tracker.uri}", flush=True)
 
 # 3. Tune.
-init_ray()
 tuner = build_tuner(sweep, dataset, storage, tracker.uri, base.mlflow.experiment, tracker.run_id)
 results = tuner.fit()
 

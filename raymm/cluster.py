@@ -21,3 +21,32 @@ def init_ray() -> None:
     else:
         ray.init(address="local", num_cpus=max(4, 2 * (os.cpu_count() or 1)))
     ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def check_fit(cfg, concurrent: int = 1, extra_cpus: float = 0.0) -> None:
+    """Fail at once when the Train workers (``concurrent`` runs of ``train.num_workers`` x
+    ``train.cpus_per_worker`` CPUs, one GPU each with ``train.use_gpu``) can never fit the
+    cluster; Ray would otherwise wait for them forever. An autoscaling cluster may grow: with
+    ``train.resource_wait_s`` > 0 the check waits that long for the resources to appear first."""
+    import time
+
+    from raymm.errors import InputError
+
+    t = cfg.train
+    need = {"CPU": concurrent * (t.num_workers * t.cpus_per_worker + extra_cpus)}
+    if t.use_gpu:
+        need["GPU"] = float(concurrent * t.num_workers)
+    deadline = time.monotonic() + t.resource_wait_s
+    while True:
+        have = ray.cluster_resources()
+        short = {k: (v, have.get(k, 0.0)) for k, v in need.items() if v > have.get(k, 0.0) + 1e-9}
+        if not short or time.monotonic() >= deadline:
+            break
+        time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
+    if short:
+        what = "; ".join(f"{v:g} {k} asked (train.num_workers={t.num_workers} x "
+                         f"{'train.cpus_per_worker=' + format(t.cpus_per_worker, 'g') if k == 'CPU' else '1 GPU'}"
+                         f"{f' x {concurrent} concurrent trials' if concurrent > 1 else ''}), the cluster has {h:g}"
+                         for k, (v, h) in short.items())
+        waited = f" after waiting {t.resource_wait_s:g} s (train.resource_wait_s)" if t.resource_wait_s else ""
+        raise InputError(f"the training workers can never fit this cluster{waited}: {what}")

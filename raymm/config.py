@@ -102,6 +102,7 @@ class TrainConfig(_Section):
     patience: int = Field(5, gt=0)
     shuffle_buffer_rows: int = Field(10_000, ge=0)
     max_failures: int = Field(0, ge=-1)
+    resource_wait_s: float = Field(0.0, ge=0)  # autoscaling clusters: how long to wait for room for the workers
     seed: int = 0
 
     @model_validator(mode="after")

@@ -246,3 +246,12 @@ def test_diverged_training_stops_with_the_epoch_and_step_and_saves_nothing(datas
     with sqlite3.connect(out / "mlflow.db") as con:
         assert {s for (s,) in con.execute("select status from runs")} == {"FAILED"}
         assert con.execute("select count(*) from registered_models").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("override, needle", [("train.num_workers=64", "32 CPU asked (train.num_workers=64"),
+                                              ("train.use_gpu=true", "GPU asked")])
+def test_workers_that_can_never_fit_the_cluster_are_refused_at_once(dataset, tmp_path, override, needle):
+    out = tmp_path / "out"
+    proc = _train(out, override, data=dataset)
+    _refused(proc, "can never fit this cluster", needle, "the cluster has")
+    _nothing_trained(out)
