@@ -13,6 +13,7 @@ import logging
 
 from raymm.cli import report_input_errors
 from raymm.data.importers import import_any
+from raymm.errors import InputError
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("src", help="source directory (or .parquet file)")
@@ -30,6 +31,9 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(messag
 
 kwargs = {"num_items": args.num_items, "unknown_eval_users": args.unknown_eval_users, "overwrite": args.overwrite}
 if args.feature:
+    bad = [item for item in args.feature if not item.partition("=")[0] or not item.partition("=")[2]]
+    if bad:
+        raise InputError(f"--feature {bad[0]!r}: expected NAME=PATH.npy, e.g. --feature image=img.npy")
     kwargs["feature_files"] = dict(item.split("=", 1) for item in args.feature)
 manifest = import_any(args.src, args.dest, layout=args.layout, **kwargs)
 print(f"[raymm] imported {args.src} -> {args.dest}: {manifest.num_users} users, {manifest.num_items} items, "

@@ -25,6 +25,7 @@ from raymm.config import ConfigError, load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.models.registry import from_payload
 from raymm.serving import log_recommender
+from raymm.storage import check_output_dir
 from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command, write_json
 from raymm.train.run import build_shared, run_name_for
 from raymm.train.stages import (efficiency_report, flat_report, format_report, plan_stages, run_dir_for, run_plan,
@@ -42,6 +43,7 @@ report_input_errors()  # bad input: one clear line on stderr, exit status 2
 cfg = load_config(args.config, args.overrides)
 if args.method and cfg.method.name != args.method:
     raise ConfigError(f"method.name is {cfg.method.name!r} but this job runs {args.method!r} (use jobs/train.py)")
+check_output_dir(cfg)
 check_tracking_store(tracking_uri(cfg))
 run_name = run_name_for(cfg)
 run_dir = run_dir_for(cfg, run_name)  # created once the input has been checked

@@ -20,7 +20,7 @@ from raymm.evaluation import finalize, metric_sums
 from raymm.model_io import load_payload
 from raymm.models.registry import from_payload
 from raymm.serving import log_recommender
-from raymm.storage import tune_storage
+from raymm.storage import check_output_dir, tune_storage
 from raymm.sweep import build_tuner, champion_record, plots, summarize, write_summary
 from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command
 from raymm.train.run import build_shared
@@ -35,6 +35,7 @@ report_input_errors()  # bad input: one clear line on stderr, exit status 2
 
 # 1. Sweep and base configs (every searched key validated), tracking store, data, output directory.
 sweep, base = load_sweep(args.config, args.overrides)
+check_output_dir(base)
 check_tracking_store(tracking_uri(base))  # a tracking server that does not answer fails the sweep here
 dataset = prepare_dataset(base)
 out_dir = os.path.join(os.path.abspath(base.output.dir), "sweeps", sweep.name)

@@ -63,6 +63,9 @@ class DataConfig(_Section):
     def _path_given(self) -> "DataConfig":
         if self.source == "path" and not self.path:
             raise ValueError("data.path is required when data.source is 'path'")
+        if self.source == "synthetic" and self.path:
+            raise ValueError(f"data.path is {self.path!r} but data.source is 'synthetic', which ignores it; "
+                             "set data.source=path to train on it")
         return self
 
 

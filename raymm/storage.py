@@ -61,3 +61,17 @@ def local_checkpoint(path: str) -> Iterator[str]:
 
     with ray.train.Checkpoint(path).as_directory() as d:
         yield d
+
+
+def check_output_dir(cfg: Config) -> None:
+    """Refuse an ``output.dir`` this process cannot write (its nearest existing folder is checked;
+    nothing is created here)."""
+    from raymm.errors import InputError
+
+    path = os.path.abspath(cfg.output.dir)
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        what = "is not a directory" if not os.path.isdir(probe) else "is not writable"
+        raise InputError(f"output.dir {cfg.output.dir!r}: {probe} {what}; choose a directory you can write")

@@ -17,6 +17,7 @@ from raymm.config import Config, flatten
 from raymm.errors import TrackingUnavailableError
 
 RUN_NAME_TAG = "raymm.run_name"
+KNOWN_SCHEMES = {"http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "file"}
 
 
 def tracking_uri(cfg: Config) -> str:
@@ -28,7 +29,11 @@ def tracking_uri(cfg: Config) -> str:
 def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
     """Fail at once, before any training, when a tracking server does not answer (MLflow's own
     client would retry for minutes). Only ``http(s)://`` servers are probed; an HTTP error status
-    (401, 404 ...) still means something answered."""
+    (401, 404 ...) still means something answered. An unknown scheme is refused."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme not in KNOWN_SCHEMES:
+        raise TrackingUnavailableError(f"mlflow.tracking_uri {uri!r}: unknown scheme {scheme!r} (expected one of "
+                                       f"{', '.join(sorted(KNOWN_SCHEMES))}; null = a local SQLite store)")
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error

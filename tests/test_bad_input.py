@@ -255,3 +255,32 @@ def test_workers_that_can_never_fit_the_cluster_are_refused_at_once(dataset, tmp
     proc = _train(out, override, data=dataset)
     _refused(proc, "can never fit this cluster", needle, "the cluster has")
     _nothing_trained(out)
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("data.path=/somewhere", ["data.path is '/somewhere' but data.source is 'synthetic'"]),
+    ("mlflow.tracking_uri=ftp://host/x", ["unknown scheme 'ftp'"]),
+    ("output.dir={tmp}/a-file/out", ["output.dir", "a-file is not a directory"]),
+    ("train.fanouts=[10,", ["override train.fanouts", "malformed YAML"]),
+])
+def test_ignored_or_unusable_settings_are_refused(tmp_path, override, needles):
+    (tmp_path / "a-file").write_text("not a directory")
+    proc = _run("jobs/train.py", "--config", "conf/lightgcn.yaml", f"output.dir={tmp_path / 'out'}",
+                override.format(tmp=tmp_path))
+    _refused(proc, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_json_layout_listing_a_user_twice_is_refused(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.json").write_text('{"0": [0, 1], "1": [1], "0": [2]}')
+    (src / "val.json").write_text('{"0": [3]}')
+    proc = _run("jobs/import_dataset.py", str(src), str(tmp_path / "out" / "ds"), "--num-items", "4")
+    _refused(proc, "train.json", "user '0' is listed twice")
+    _nothing_imported(tmp_path / "out" / "ds")
+
+
+def test_import_feature_flag_without_a_name(tmp_path):
+    proc = _run("jobs/import_dataset.py", "x.parquet", str(tmp_path / "out" / "ds"), "--feature", "img.npy")
+    _refused(proc, "--feature 'img.npy'", "NAME=PATH.npy")

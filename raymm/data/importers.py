@@ -57,8 +57,17 @@ def find_features(directory: str | Path) -> dict[str, Path]:
 
 def _read_user_item_json(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """(user ids, item ids, largest user id listed) of a ``{"user": [items]}`` file."""
+    def no_duplicate_keys(pairs):
+        seen = {}
+        for row, (key, value) in enumerate(pairs):
+            if key in seen:
+                raise DataValidationError(str(path), f"user {key!r} is listed twice (entries {seen[key]} and {row}); "
+                                          "merge the lists", column="user_id", row=row)
+            seen[key] = row
+        return dict(pairs)
+
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(), object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as e:
         raise DataValidationError(str(path), f"not valid JSON ({e})") from None
     if not isinstance(raw, dict):
