@@ -167,9 +167,17 @@ def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
                "status": "error" if r.error else "ok"}
         row.update({k: r.config.get(k) for k in sweep.space})
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(metric, ascending=False, na_position="last").reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values(metric, ascending=False, na_position="last").reset_index(drop=True) \
+        if rows else pd.DataFrame()
     if table.empty or np.isnan(table.loc[0, metric]):
-        raise RuntimeError(f"sweep {sweep.name}: no trial reported {metric}")
+        errors = [r.error for r in results if r.error is not None]
+        cause = ""
+        if errors:  # the real cause, not Tune's summary: the innermost error's last line
+            inner = errors[0]
+            while getattr(inner, "cause", None) is not None or inner.__cause__ is not None:
+                inner = getattr(inner, "cause", None) or inner.__cause__
+            cause = f"; {len(errors)} trial(s) failed, the first with: {str(inner).strip().splitlines()[-1]}"
+        raise RuntimeError(f"sweep {sweep.name}: no trial reported {metric}{cause}")
     champion = table.iloc[0]
     # numpy scalars from the table back to Python values (the config is strict: numpy.bool_ is no bool)
     cfg = trial_config(sweep, {k: champion[k].item() if hasattr(champion[k], "item") else champion[k]

@@ -41,8 +41,12 @@ def load_npy_features(path: str | Path) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as e:
+        if "allow_pickle" not in str(e):  # a truncated or corrupt file, not a pickle
+            raise DataValidationError(path, f"not a readable .npy file, truncated or corrupt ({e})") from None
         raise DataValidationError(path, f"cannot load without unpickling ({e}); save the features as a plain "
                                   "numeric array: np.save(path, np.asarray(x, dtype=np.float32))") from None
+    except (OSError, EOFError) as e:
+        raise DataValidationError(path, f"not a readable .npy file ({type(e).__name__}: {e})") from None
     if x.ndim != 2:
         raise DataValidationError(path, f"features must be 2-d (items x dim), got shape {x.shape}", column="feature")
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
