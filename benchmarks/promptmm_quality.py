@@ -22,10 +22,6 @@ def teacher_of(result: dict) -> str:
     return str(OUT / "runs" / result["run_name"] / "teacher_best_model.pt")
 
 
-def fmt(m: dict | None) -> str:
-    return "-" if not m else f"{m['recall@20']:.4f} / {m['ndcg@20']:.4f}"
-
-
 def synthetic() -> None:
     rows, tests = [], []
     for seed in (0, 1, 2):
