@@ -4,6 +4,8 @@ Recall@20 / NDCG@20 tables (selection on validation only; test splits are for in
     .venv/bin/python benchmarks/sgfd_quality.py synthetic     # 3 seeds x {lightgcn_m, promptmm} x {backbone, +SGFD}
     .venv/bin/python benchmarks/sgfd_quality.py tiktok        # 3 seeds: backbone, +SGFD, w/o CE, w/o KD, w/o fusion
 
+Up to 60 epochs with early stopping on validation (patience 10) for every variant: SGFD's extra
+terms slow the first epochs, and a 40-epoch cap stopped SGFD runs while they still improved.
 "backbone" is the same model trained without SGFD's terms (``w_ce=0 w_kd=0``: no teacher, no
 classifier). tiktok needs ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``) and uses k-means labels (``conf/sgfd_tiktok.yaml``).
@@ -16,6 +18,7 @@ import argparse
 from runs import fmt, mean_sd, run
 
 BACKBONE_ONLY = ("method.sgfd.w_ce=0", "method.sgfd.w_kd=0")
+EPOCHS = "train.epochs=60"  # every variant may train to convergence; early stopping (patience 10) ends it
 SEEDS = (0, 1, 2)
 
 
@@ -23,7 +26,7 @@ def synthetic() -> None:
     rows = []
     for backbone in ("lightgcn_m", "promptmm"):
         for seed in SEEDS:
-            common = (f"method.sgfd.backbone={backbone}", f"train.seed={seed}")
+            common = (f"method.sgfd.backbone={backbone}", f"train.seed={seed}", EPOCHS)
             base = run(f"syn-sgfd-{backbone}-base-s{seed}", "conf/sgfd.yaml", *common, *BACKBONE_ONLY)
             full = run(f"syn-sgfd-{backbone}-full-s{seed}", "conf/sgfd.yaml", *common)
             rows.append((backbone, seed, base["val"], full["val"]))

@@ -120,10 +120,23 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
     for col in ("user_id", "item_id", "split"):
         if col not in frame.columns:
             raise DataValidationError(source, f"missing required column (columns are {list(frame.columns)})", column=col)
+    for col in ("user_id", "item_id", "split"):
+        nulls = np.flatnonzero(frame[col].isna().to_numpy())
+        if nulls.size:
+            raise DataValidationError(source, f"{nulls.size} null value(s)", column=col, row=int(nulls[0]),
+                                      sample=frame.iloc[int(nulls[0])].to_dict())
     for col in ("user_id", "item_id"):
         if not pd.api.types.is_integer_dtype(frame[col]):
+            bad = 0
+            if pd.api.types.is_float_dtype(frame[col]):  # the first value that is not a whole number
+                frac = np.flatnonzero(frame[col].to_numpy() % 1 != 0)
+                bad = int(frac[0]) if frac.size else 0
             raise DataValidationError(source, f"must be an integer id, got dtype {frame[col].dtype}", column=col,
-                                      row=0, sample=frame.iloc[0].to_dict() if len(frame) else None)
+                                      row=bad, sample=frame.iloc[bad].to_dict() if len(frame) else None)
+    if not (pd.api.types.is_string_dtype(frame["split"]) or pd.api.types.is_object_dtype(frame["split"])):
+        raise DataValidationError(source, f"must hold the names train/val/test, got dtype {frame['split'].dtype} "
+                                  "(integer codes? map them to names first)", column="split", row=0,
+                                  sample=frame.iloc[0].to_dict() if len(frame) else None)
     if not (frame["split"] == "train").any():  # checked before eval rows of unknown users are dropped
         raise DataValidationError(source, "split 'train' is empty", column="split")
     frame = _drop_unknown_eval_users(frame, unknown_eval_users, source)
@@ -135,6 +148,13 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
             raise DataValidationError(source, f"feature files disagree on the number of items: "
                                       f"{ {k: len(v) for k, v in features.items()} }", column="item_id")
         num_items = rows.pop() if rows else (int(frame["item_id"].max()) + 1 if len(frame) else 0)
+    for col, n in (("user_id", num_users), ("item_id", num_items)):
+        distinct = int(frame[col].nunique())
+        if n > 2 * distinct + 1_000_000:  # ids are embedding rows: a sparse range allocates what no row uses
+            raise DataValidationError(source, f"ids reach {n - 1:,} but only {distinct:,} distinct ids appear: "
+                                      f"training would allocate {n:,} embedding rows; re-map the ids to dense "
+                                      f"0..{distinct - 1} first", column=col,
+                                      row=int(np.argmax(frame[col].to_numpy())))
     cols = [c for c in ("user_id", "item_id", "split", "timestamp", "weight") if c in frame.columns]
     table = pa.Table.from_pandas(frame[cols], preserve_index=False)
     return write_dataset(dest, [table], features, num_users, num_items, source=source, overwrite=overwrite)

@@ -141,10 +141,15 @@ def check_features(item_ids: np.ndarray, matrix: np.ndarray, file: str, num_item
         raise DataValidationError(file, f"item ids must be exactly 0..{num_items - 1}, once each "
                                   f"(first mismatch: expected {bad}, found {int(sorted_ids[bad])})",
                                   column="item_id", row=int(order[bad]))
-    matrix = matrix[order].astype(np.float32, copy=False)
+    original = matrix[order]
+    matrix = original.astype(np.float32, copy=False)
     finite = np.isfinite(matrix)
     if not finite.all():
         pos = int(np.flatnonzero(~finite.all(axis=1))[0])
+        col = int(np.flatnonzero(~finite[pos])[0])
+        if np.isfinite(original[pos, col]):
+            raise DataValidationError(file, f"feature value {original[pos, col]!r} is too large for float32",
+                                      column="feature", row=int(order[pos]), sample={"item_id": int(pos)})
         raise DataValidationError(file, "NaN or infinite feature value", column="feature", row=int(order[pos]),
                                   sample={"item_id": int(pos), "feature[:4]": matrix[pos, :4].tolist()})
     return matrix

@@ -115,3 +115,16 @@ def test_import_real_amazon_baby(tmp_path):
     m = import_any(SHARED_DATA / "amazon_baby", str(tmp_path / "baby"))
     assert (m.num_users, m.num_items) == (19445, 7050) and not m.modalities
     assert m.split_counts == {"train": 118551, "val": 21682, "test": 0}
+
+
+@pytest.mark.parametrize("frame, column, problem", [
+    ({"user_id": [0, 1, 2], "item_id": [0, 1, 5_000_000_000], "split": ["train"] * 3}, "item_id",
+     "only 3 distinct ids appear"),
+    ({"user_id": [0, 1, 2], "item_id": [0, 1, 2], "split": [0, 0, 0]}, "split", "integer codes"),
+    ({"user_id": [0, None, 2], "item_id": [0, 1, 2], "split": ["train"] * 3}, "user_id", "null value"),
+])
+def test_import_frame_messages_name_the_real_problem(tmp_path, frame, column, problem):
+    with pytest.raises(DataValidationError, match=problem) as err:
+        import_frame(pd.DataFrame(frame), str(tmp_path / "ds"))
+    assert err.value.column == column
+    assert not (tmp_path / "ds").exists()

@@ -209,3 +209,11 @@ def test_item_table_round_trip(tmp_path, tiny_rows, tiny_features):
                       items=pa.table({"item_id": [3, 1, 0, 2], "category": [5, 6, 7, 8]}))
     assert m.item_columns == ["category"] and m.item_files
     assert load_dataset(str(tmp_path / "ds")).read_items()["category"].tolist() == [7, 6, 8, 5]
+
+
+def test_float64_too_large_for_float32_says_so(tmp_path, tiny_rows, tiny_features):
+    feats = {"image": tiny_features["image"].astype(np.float64)}
+    feats["image"][2, 1] = 1e300
+    with pytest.raises(DataValidationError, match="1e\\+300 is too large for float32"):
+        write_dataset(str(tmp_path / "ds"), [tiny_table(tiny_rows)], feats, 3, 4)
+    _assert_nothing_written(tmp_path)
