@@ -24,12 +24,15 @@ parser.add_argument("--unknown-eval-users", default="drop", choices=["drop", "er
                     help="val/test rows of users with no training interaction: drop (logged) or error")
 parser.add_argument("--feature", action="append", default=[], metavar="NAME=PATH.npy",
                     help="feature file for the parquet layout (repeatable)")
+parser.add_argument("--remap", action="store_true",
+                    help="re-map user and item ids to dense 0..n-1 (original ids kept in the dataset's id_maps/)")
 parser.add_argument("--overwrite", action="store_true")
 args = parser.parse_args()
 report_input_errors()  # bad input: one clear line on stderr, exit status 2
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-kwargs = {"num_items": args.num_items, "unknown_eval_users": args.unknown_eval_users, "overwrite": args.overwrite}
+kwargs = {"num_items": args.num_items, "unknown_eval_users": args.unknown_eval_users, "overwrite": args.overwrite,
+          "remap": args.remap}
 if args.feature:
     bad = [item for item in args.feature if not item.partition("=")[0] or not item.partition("=")[2]]
     if bad:

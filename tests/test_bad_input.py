@@ -284,3 +284,15 @@ def test_json_layout_listing_a_user_twice_is_refused(tmp_path):
 def test_import_feature_flag_without_a_name(tmp_path):
     proc = _run("jobs/import_dataset.py", "x.parquet", str(tmp_path / "out" / "ds"), "--feature", "img.npy")
     _refused(proc, "--feature 'img.npy'", "NAME=PATH.npy")
+
+
+def test_ids_in_the_billions_are_refused_unless_remapped(tmp_path):
+    pd.DataFrame({"user_id": [0, 1, 1], "item_id": [0, 4_000_000_000, 0],
+                  "split": ["train", "train", "val"]}).to_parquet(tmp_path / "inter.parquet", index=False)
+    dest = tmp_path / "out" / "ds"
+    proc = _run("jobs/import_dataset.py", str(tmp_path / "inter.parquet"), str(dest))
+    _refused(proc, "item_id", "ids reach 4,000,000,000 but only 2 distinct ids appear", "--remap")
+    _nothing_imported(dest)
+    proc = _run("jobs/import_dataset.py", str(tmp_path / "inter.parquet"), str(dest), "--remap")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 users, 2 items" in proc.stdout

@@ -112,8 +112,12 @@ def _drop_unknown_eval_users(frame: pd.DataFrame, policy: str, source: str) -> p
 
 def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray] | None = None,
                  num_users: int | None = None, num_items: int | None = None, unknown_eval_users: str = "drop",
-                 source: str = "<dataframe>", overwrite: bool = False) -> Manifest:
-    """Write an interaction DataFrame (``user_id``, ``item_id``, ``split`` [...]) plus features."""
+                 source: str = "<dataframe>", overwrite: bool = False, remap: bool = False) -> Manifest:
+    """Write an interaction DataFrame (``user_id``, ``item_id``, ``split`` [...]) plus features.
+
+    ``remap``: user and item ids become dense ``0..n-1`` in the order of the original ids (items
+    without any interaction are dropped, feature rows selected by original item id); the original
+    ids are kept in the dataset (``id_maps/``, :meth:`Dataset.original_ids`)."""
     if unknown_eval_users not in ("drop", "error"):
         raise ValueError(f"unknown_eval_users must be 'drop' or 'error', got {unknown_eval_users!r}")
     features = {k: np.asarray(v) for k, v in (features or {}).items()}
@@ -140,6 +144,10 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
     if not (frame["split"] == "train").any():  # checked before eval rows of unknown users are dropped
         raise DataValidationError(source, "split 'train' is empty", column="split")
     frame = _drop_unknown_eval_users(frame, unknown_eval_users, source)
+    id_maps = None
+    if remap:
+        frame, features, id_maps = _remap(frame, features, source)
+        num_users, num_items = len(id_maps["user"]), len(id_maps["item"])
     if num_users is None:
         num_users = int(frame["user_id"].max()) + 1 if len(frame) else 0
     if num_items is None:
@@ -153,11 +161,29 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
         if n > 2 * distinct + 1_000_000:  # ids are embedding rows: a sparse range allocates what no row uses
             raise DataValidationError(source, f"ids reach {n - 1:,} but only {distinct:,} distinct ids appear: "
                                       f"training would allocate {n:,} embedding rows; re-map the ids to dense "
-                                      f"0..{distinct - 1} first", column=col,
+                                      f"0..{distinct - 1} first (jobs/import_dataset.py --remap)", column=col,
                                       row=int(np.argmax(frame[col].to_numpy())))
     cols = [c for c in ("user_id", "item_id", "split", "timestamp", "weight") if c in frame.columns]
     table = pa.Table.from_pandas(frame[cols], preserve_index=False)
-    return write_dataset(dest, [table], features, num_users, num_items, source=source, overwrite=overwrite)
+    return write_dataset(dest, [table], features, num_users, num_items, source=source, overwrite=overwrite,
+                         id_maps=id_maps)
+
+
+def _remap(frame: pd.DataFrame, features: dict[str, np.ndarray], source: str):
+    """Dense ids (see :func:`import_frame`); returns the new frame, features and id maps."""
+    frame = frame.copy()
+    maps = {}
+    for col, kind in (("user_id", "user"), ("item_id", "item")):
+        original, dense = np.unique(frame[col].to_numpy(), return_inverse=True)
+        frame[col] = dense.astype(np.int64)
+        maps[kind] = original
+    for name, x in features.items():
+        if len(maps["item"]) and maps["item"][-1] >= len(x):
+            raise DataValidationError(source, f"item id {int(maps['item'][-1])} has no row in the '{name}' features "
+                                      f"({len(x)} rows; with --remap, row r holds original item id r)", column="item_id")
+    features = {name: x[maps["item"]] for name, x in features.items()}
+    log.info("%s: remapped %d user and %d item ids to dense ids", source, len(maps["user"]), len(maps["item"]))
+    return frame, features, maps
 
 
 def import_promptmm(src: str | Path, dest: str, **kwargs) -> Manifest:

@@ -7,6 +7,7 @@ A raymm dataset is a directory (local path or any pyarrow/fsspec URI such as ``s
     interactions/part-00001.parquet     (+ optional timestamp int64, weight float32)
     features/<modality>.parquet         item_id int64, feature fixed_size_list<float32>[dim]
     items/part-00000.parquet            optional: item_id int64, category int64 (semantic labels)
+    id_maps/{user,item}.parquet         optional (imports with --remap): id int64, original_id int64
 
 Ids are dense and 0-based: users in ``[0, num_users)``, items in ``[0, num_items)``. ``split`` is one
 of ``train``, ``val``, ``test``. Every modality table has exactly one row per item. The manifest is
@@ -30,6 +31,7 @@ MANIFEST = "manifest.json"
 INTERACTIONS_DIR = "interactions"
 FEATURES_DIR = "features"
 ITEMS_DIR = "items"
+ID_MAPS_DIR = "id_maps"
 ITEM_COLUMNS = {"category": pa.int64()}  # optional item attributes beside item_id
 
 INTERACTION_SCHEMA = pa.schema(
@@ -77,6 +79,7 @@ class Manifest:
     has_weight: bool = False
     item_files: list[str] = field(default_factory=list)  # the item table's shards (may be empty)
     item_columns: list[str] = field(default_factory=list)  # its attribute columns, e.g. ["category"]
+    id_map_files: dict[str, str] = field(default_factory=dict)  # "user"/"item" -> original ids of a remapped import
     source: str = ""
     format: str = FORMAT
     version: int = VERSION

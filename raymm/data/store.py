@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from raymm.data.schema import (FEATURES_DIR, INTERACTION_SCHEMA, INTERACTIONS_DIR, ITEM_COLUMNS, ITEMS_DIR, MANIFEST,
+from raymm.data.schema import (FEATURES_DIR, ID_MAPS_DIR, INTERACTION_SCHEMA, INTERACTIONS_DIR, ITEM_COLUMNS, ITEMS_DIR,
+                               MANIFEST,
                                OPTIONAL_COLUMNS,
                                SPLITS, DataValidationError, Manifest, ModalityInfo, feature_schema)
 from raymm.data.validate import InteractionChecker, check_features, check_items
@@ -64,7 +65,8 @@ def feature_table(matrix: np.ndarray) -> pa.Table:
 
 
 def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.ndarray], num_users: int,
-                  num_items: int, source: str = "", overwrite: bool = False, items: pa.Table | None = None) -> Manifest:
+                  num_items: int, source: str = "", overwrite: bool = False, items: pa.Table | None = None,
+                  id_maps: dict[str, np.ndarray] | None = None) -> Manifest:
     """Validate and write a canonical dataset to ``dest``; return its manifest.
 
     Args:
@@ -73,6 +75,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
             written one Parquet file each, so a generator never holds all of them in memory.
         features: modality name -> (num_items, dim) float array, row = item id.
         items: optional item table (``item_id`` and attributes such as ``category``), one row per item.
+        id_maps: optional ``{"user"|"item": original ids}``, position = dense id (a remapped import).
     """
     fs, final = resolve(dest)
     if _exists(fs, final) and not overwrite:
@@ -82,7 +85,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
             if local else final)
     fs.create_dir(work, recursive=True)
     try:
-        manifest = _write_into(fs, work, shards, features, num_users, num_items, source, items)
+        manifest = _write_into(fs, work, shards, features, num_users, num_items, source, items, id_maps)
         if local:
             if os.path.exists(final):
                 trash = f"{work}.old"
@@ -100,7 +103,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
         raise
 
 
-def _write_into(fs, root, shards, features, num_users, num_items, source, items=None) -> Manifest:
+def _write_into(fs, root, shards, features, num_users, num_items, source, items=None, id_maps=None) -> Manifest:
     checker = InteractionChecker(num_users, num_items)
     files: list[str] = []
     optional: set[str] = set()
@@ -136,14 +139,22 @@ def _write_into(fs, root, shards, features, num_users, num_items, source, items=
         with fs.open_output_stream(f"{root}/{rel}") as f:
             pq.write_table(items.select(schema.names).cast(schema), f)
         item_files = [rel]
-    rels = files + [m.file for m in modalities.values()] + item_files
+    map_files = {}
+    for kind, original in (id_maps or {}).items():
+        fs.create_dir(f"{root}/{ID_MAPS_DIR}", recursive=True)
+        rel = f"{ID_MAPS_DIR}/{kind}.parquet"
+        with fs.open_output_stream(f"{root}/{rel}") as f:
+            pq.write_table(pa.table({"id": np.arange(len(original), dtype=np.int64),
+                                     "original_id": np.asarray(original, dtype=np.int64)}), f)
+        map_files[kind] = rel
+    rels = files + [m.file for m in modalities.values()] + item_files + list(map_files.values())
     manifest = Manifest(
         num_users=num_users, num_items=num_items,
         split_counts={s: int(len(splits[s][0])) for s in SPLITS},
         modalities=modalities, interaction_files=files,
         checksums={rel: _sha256(fs, f"{root}/{rel}") for rel in rels},
         has_timestamp="timestamp" in optional, has_weight="weight" in optional, source=source,
-        item_files=item_files, item_columns=item_columns)
+        item_files=item_files, item_columns=item_columns, id_map_files=map_files)
     with fs.open_output_stream(f"{root}/{MANIFEST}") as f:
         f.write(manifest.to_json().encode())
     log.info("wrote dataset %s: %d users, %d items, splits %s, modalities %s", root, num_users, num_items,
@@ -212,6 +223,14 @@ class Dataset:
     def read_all_features(self) -> dict[str, np.ndarray]:
         return {name: self.read_features(name) for name in self.manifest.modalities}
 
+    def original_ids(self, kind: str) -> np.ndarray | None:
+        """(n,) original ids of users or items (``kind``) of a remapped import, position = dense id; None
+        when the ids were not remapped."""
+        rel = self.manifest.id_map_files.get(kind)
+        if rel is None:
+            return None
+        return pq.read_table(self.path(rel), filesystem=self.fs).column("original_id").to_numpy()
+
     def read_items(self) -> dict[str, np.ndarray]:
         """The item table's columns ordered by item id (``{}`` when the dataset has none), validated."""
         if not self.manifest.item_files:
@@ -239,7 +258,8 @@ def load_dataset(uri: str, verify_checksums: bool = True) -> Dataset:
                                   "python jobs/import_dataset.py --help)")
     with fs.open_input_stream(mpath) as f:
         manifest = Manifest.from_json(f.read().decode(), mpath)
-    for rel in manifest.interaction_files + [m.file for m in manifest.modalities.values()] + manifest.item_files:
+    for rel in (manifest.interaction_files + [m.file for m in manifest.modalities.values()] + manifest.item_files
+                + list(manifest.id_map_files.values())):
         path = f"{root}/{rel}"
         if not _exists(fs, path):
             raise DataValidationError(path, "file listed in the manifest is missing")

@@ -128,3 +128,19 @@ def test_import_frame_messages_name_the_real_problem(tmp_path, frame, column, pr
         import_frame(pd.DataFrame(frame), str(tmp_path / "ds"))
     assert err.value.column == column
     assert not (tmp_path / "ds").exists()
+
+
+def test_remap_gives_dense_ids_keeps_the_originals_and_selects_feature_rows(tmp_path):
+    frame = pd.DataFrame({"user_id": [10, 10, 3_000_000_000, 3_000_000_000], "item_id": [7, 2, 2, 5],
+                          "split": ["train", "val", "train", "train"]})
+    feats = {"image": np.arange(8 * 3, dtype=np.float32).reshape(8, 3)}  # row r = original item r
+    m = import_frame(frame, str(tmp_path / "ds"), feats, remap=True)
+    assert (m.num_users, m.num_items) == (2, 3)
+    ds = load_dataset(str(tmp_path / "ds"))
+    assert ds.original_ids("user").tolist() == [10, 3_000_000_000]
+    assert ds.original_ids("item").tolist() == [2, 5, 7]
+    assert np.array_equal(ds.read_features("image"), feats["image"][[2, 5, 7]])
+    splits = ds.read_interactions()
+    assert sorted(zip(*splits["train"])) == [(0, 2), (1, 0), (1, 1)]  # (10, 7), (3e9, 2), (3e9, 5)
+    with pytest.raises(DataValidationError, match="item id 7 has no row"):
+        import_frame(frame, str(tmp_path / "ds2"), {"image": feats["image"][:5]}, remap=True)
