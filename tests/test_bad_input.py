@@ -296,3 +296,79 @@ def test_ids_in_the_billions_are_refused_unless_remapped(tmp_path):
     proc = _run("jobs/import_dataset.py", str(tmp_path / "inter.parquet"), str(dest), "--remap")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 users, 2 items" in proc.stdout
+
+
+def _mutations(rng, frame):
+    """One random malformation of a valid interaction frame (name, frame)."""
+    f = frame.copy()
+    row = int(rng.integers(len(f)))
+    kind = rng.choice(["negative_id", "huge_id", "null_id", "float_id", "string_id", "unknown_split",
+                       "int_split", "drop_column", "duplicate_pair", "no_train"])
+    col = rng.choice(["user_id", "item_id"])
+    if kind == "negative_id":
+        f.loc[row, col] = -int(rng.integers(1, 10))
+    elif kind == "huge_id":
+        f.loc[row, col] = int(rng.integers(10**10, 10**12))
+    elif kind == "null_id":
+        f[col] = f[col].astype("float64")
+        f.loc[row, col] = np.nan
+    elif kind == "float_id":
+        f[col] = f[col].astype("float64") + 0.5
+    elif kind == "string_id":
+        f[col] = f[col].astype(str)
+    elif kind == "unknown_split":
+        f.loc[row, "split"] = rng.choice(["Train", "valid", "", "tst"])
+    elif kind == "int_split":
+        f["split"] = rng.integers(0, 3, len(f))
+    elif kind == "drop_column":
+        f = f.drop(columns=[rng.choice(["user_id", "item_id", "split"])])
+    elif kind == "duplicate_pair":
+        f = pd.concat([f, f.iloc[[row]]], ignore_index=True)
+    else:
+        f["split"] = "val"
+    return kind, f
+
+
+def test_random_malformed_rows_are_refused_cleanly(tmp_path):
+    """Property-style: 80 random malformations of a valid table; each is refused with one
+    DataValidationError line naming the column, and nothing is written (eval rows of unknown users
+    are refused too here, not dropped, so that every malformation is an error)."""
+    from raymm.data.importers import import_frame
+    from raymm.errors import InputError
+
+    rng = np.random.default_rng(0)
+    frame, features = _raw(tmp_path)
+    seen = set()
+    for trial in range(80):
+        kind, bad = _mutations(rng, frame)
+        dest = tmp_path / "out" / f"ds{trial}"
+        with pytest.raises(InputError) as err:
+            import_frame(bad, str(dest), {"image": features}, unknown_eval_users="error")
+        message = str(err.value)
+        assert "\n" not in message and ("column '" in message or "missing required column" in message), (kind, message)
+        assert not dest.exists() and not [p for p in (tmp_path / "out").glob(".tmp-*")] if (tmp_path / "out").exists() else True
+        seen.add(kind)
+    assert len(seen) >= 8  # the random draw covered most kinds
+
+
+def test_random_malformed_config_values_are_refused_naming_the_key():
+    """Property-style: random wrong types, out-of-range values and unknown keys at random config
+    keys; each is a ConfigError naming that key."""
+    from raymm.config import ConfigError, build_config, flatten
+
+    rng = np.random.default_rng(1)
+    keys = [k for k, v in flatten(build_config({})).items() if isinstance(v, (int, float, bool)) and
+            not k.startswith("data.synthetic.modalities")]
+    for _ in range(60):
+        key = str(rng.choice(keys))
+        value = rng.choice(["'text'", "[1, 2]", "{a: 1}", "-1e9", "null"])
+        if key.endswith("seed") and value == "-1e9":
+            value = "'text'"
+        try:
+            build_config({}, [f"{key}={value}"])
+        except ConfigError as e:
+            assert key.split(".")[-1] in str(e), (key, value, str(e))
+        else:  # a few keys accept any number or null (e.g. a seed); only those may pass
+            assert value in ("-1e9", "null") or key.endswith(".seed"), (key, value)
+    with pytest.raises(ConfigError, match="train.no_such_key: unknown key"):
+        build_config({}, ["train.no_such_key=1"])
