@@ -13,6 +13,7 @@ import pandas as pd
 
 from raymm.config import Config
 from raymm.data.store import Dataset
+from raymm.errors import InputError
 from raymm.storage import join
 from raymm.methods.registry import get_method
 from raymm.tuning import SweepConfig, param_space, run_trial, sweep_metric, trial_checkpoint, trial_config
@@ -177,6 +178,8 @@ def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
             while getattr(inner, "cause", None) is not None or inner.__cause__ is not None:
                 inner = getattr(inner, "cause", None) or inner.__cause__
             cause = f"; {len(errors)} trial(s) failed, the first with: {str(inner).strip().splitlines()[-1]}"
+            if isinstance(inner, InputError):  # bad input (a config that diverges ...): one line, exit 2
+                raise InputError(f"sweep {sweep.name}: no trial reported {metric}{cause}")
         raise RuntimeError(f"sweep {sweep.name}: no trial reported {metric}{cause}")
     champion = table.iloc[0]
     # numpy scalars from the table back to Python values (the config is strict: numpy.bool_ is no bool)

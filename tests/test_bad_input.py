@@ -372,3 +372,34 @@ def test_random_malformed_config_values_are_refused_naming_the_key():
             assert value in ("-1e9", "null") or key.endswith(".seed"), (key, value)
     with pytest.raises(ConfigError, match="train.no_such_key: unknown key"):
         build_config({}, ["train.no_such_key=1"])
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["jobs/evaluate.py", "--model", "m.pt", "--data", "d", "--ks", "10,x"], ["--ks '10,x'", "positive integers"]),
+    (["jobs/evaluate.py", "--model", "m.pt", "--data", "d", "--ks", "0"], ["--ks '0'"]),
+    (["jobs/recommend.py", "--model", "models:/m@a", "--out", "OUT", "--k", "0"], ["--k 0", "positive integer"]),
+    (["jobs/recommend.py", "--model", "models:/no-such-model@champion", "--tracking-uri", "TRACK", "--out", "OUT"],
+     ["models:/no-such-model@champion", "cannot load it from MLflow"]),
+])
+def test_evaluate_and_recommend_flags(tmp_path, args, needles):
+    args = [a.replace("OUT", str(tmp_path / "recs")).replace("TRACK", f"sqlite:///{tmp_path}/mlflow.db") for a in args]
+    proc = _run(*args)
+    _refused(proc, *needles)
+    assert not (tmp_path / "recs").exists()
+
+
+def test_method_needing_features_on_a_dataset_without_them(tmp_path):
+    frame, _ = _raw(tmp_path)
+    frame.to_parquet(tmp_path / "inter.parquet", index=False)
+    dest = tmp_path / "data" / "ds"
+    assert _run("jobs/import_dataset.py", str(tmp_path / "inter.parquet"), str(dest)).returncode == 0
+    for method in ("sgfd", "promptmm"):
+        proc = _train(tmp_path / "out", f"method.name={method}", data=dest)
+        _refused(proc, f"method {method} needs modality features", str(dest))
+    _nothing_trained(tmp_path / "out")
+
+
+def test_prompt_larger_than_a_feature_dimension(dataset, tmp_path):
+    proc = _train(tmp_path / "out", "method.name=promptmm", f"method.promptmm.prompt.size={DIM + 1}", data=dataset)
+    _refused(proc, f"method.promptmm.prompt.size={DIM + 1} is larger than the smallest feature dimension")
+    _nothing_trained(tmp_path / "out")

@@ -209,3 +209,17 @@ def test_searched_columns_plot_as_numbers():
     assert _as_numbers(pd.Series([True, False])).tolist() == [1.0, 0.0]
     assert _as_numbers(pd.Series([0.1, 2])).tolist() == [0.1, 2.0]
     assert _as_numbers(pd.Series(["mean", "sum", "mean"])).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_a_sweep_whose_trials_all_fail_names_the_real_cause(tmp_path):
+    """Every trial diverges (lr = inf): the sweep ends with one line giving the trials' own error."""
+    path = _sweep_file(tmp_path, name="diverging", lrs=(float("inf"),))
+    sweep = yaml.safe_load(path.read_text())
+    sweep["overrides"] += ["train.num_workers=1", "train.epochs=1"]
+    sweep["scheduler"] = {"type": "fifo"}
+    path.write_text(yaml.safe_dump(sweep))
+    proc = _run(["jobs/tune.py", "--config", str(path)], tmp_path, timeout=900)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("raymm: error: sweep diverging: no trial reported val_recall_at_20; 1 trial(s) failed"), last
+    assert "lightgcn diverged at epoch 1, step " in last and "the loss is nan" in last
