@@ -210,7 +210,8 @@ def _error_key(loc: tuple) -> str:
 
 
 def _format_errors(err: ValidationError, source: str, tree: dict | None = None) -> str:
-    lines = [f"invalid config ({source}):"]
+    """One line: ``invalid config (<source>): <key>: <problem>; <key>: <problem> ...``."""
+    lines = []
     method = (tree or {}).get("method", {}).get("name", DEFAULT_METHOD) if isinstance((tree or {}).get("method"), dict) \
         else DEFAULT_METHOD
     for e in err.errors():
@@ -222,14 +223,14 @@ def _format_errors(err: ValidationError, source: str, tree: dict | None = None) 
             elif key.startswith("method.") and key.split(".")[1] in METHODS:
                 other = key.split(".")[1]
                 hint = f" (method.name is {method!r}; method.{other}.* applies to method {other} only)"
-            lines.append(f"  {key}: unknown key{hint}")
+            lines.append(f"{key}: unknown key{hint}")
         elif e["type"] == "union_tag_invalid":
             got = e.get("input")
             got = got.get("name") if isinstance(got, dict) else got
-            lines.append(f"  {key}.name: unknown method {got!r} (known: {sorted(METHODS)})")
+            lines.append(f"{key}.name: unknown method {got!r} (known: {sorted(METHODS)})")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return f"invalid config ({source}): " + "; ".join(lines)
 
 
 def build_config(tree: dict[str, Any] | None, overrides: list[str] = (), source: str = "<dict>") -> Config:

@@ -57,8 +57,9 @@ def _import(tmp_path, frame, features, *extra, parquet_bytes=None):
 def _refused(proc, *needles):
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    message = proc.stderr[proc.stderr.find("raymm: error: "):]  # one line; a config lists each bad key below it
+    message = proc.stderr[proc.stderr.find("raymm: error: "):]
     assert message.startswith("raymm: error: "), proc.stderr[-2000:]
+    assert len(message.strip().splitlines()) == 1, message  # one line, the last
     for needle in needles:
         assert needle in message, (needle, message)
 
@@ -261,6 +262,7 @@ def test_workers_that_can_never_fit_the_cluster_are_refused_at_once(dataset, tmp
     ("data.path=/somewhere", ["data.path is '/somewhere' but data.source is 'synthetic'"]),
     ("mlflow.tracking_uri=ftp://host/x", ["unknown scheme 'ftp'"]),
     ("output.dir={tmp}/a-file/out", ["output.dir", "a-file is not a directory"]),
+    ("mlflow.tracking_uri=sqlite:///{tmp}/a-file/mlflow.db", ["mlflow.tracking_uri", "a-file is not writable"]),
     ("train.fanouts=[10,", ["override train.fanouts", "malformed YAML"]),
 ])
 def test_ignored_or_unusable_settings_are_refused(tmp_path, override, needles):

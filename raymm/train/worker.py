@@ -121,6 +121,9 @@ def train_loop_per_worker(config: dict) -> None:
                 _diverged(stage, epoch, step, f"the loss is {loss.item()}", parts)
             optimizer.zero_grad()
             loss.backward()
+            bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+            if bad:
+                _diverged(stage, epoch, step, f"the gradient of {', '.join(bad[:3])} is non-finite", parts)
             optimizer.step()
             loss_sum += torch.tensor([loss.item() * len(users), len(users)], dtype=torch.float64)
             for k, v in parts.items():
