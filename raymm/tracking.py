@@ -58,7 +58,14 @@ def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
 
 
 def ui_command(uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    """The command that opens ``uri`` in the MLflow UI, with this interpreter's ``mlflow`` by its full
+    path (works without activating the virtual environment)."""
+    import sys
+
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    if not os.path.exists(mlflow_bin):
+        mlflow_bin = "mlflow"
+    return f"{mlflow_bin} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
 
 
 def metric_key(name: str) -> str:
