@@ -72,14 +72,14 @@ def test_job_submit_then_driver_killed_and_resubmitted_resumes(head, tmp_path):
     run_name = f"resubmit-{uuid.uuid4().hex[:6]}"
     first = _submit(env, f"{run_name}-1", tmp_path, run_name, wait=False)
     assert first.returncode == 0, first.stderr[-3000:]
-    # Kill the job's driver (the python process running jobs/train_promptmm.py) once Ray Train has
+    # Kill the job's driver (the python process running jobs/train.py) once Ray Train has
     # registered a checkpoint (its snapshot file lists it; a checkpoint directory alone is not yet one).
     deadline = time.monotonic() + 600
     while not (tmp_path / "ray_results" / f"{run_name}-lightgcn" / "checkpoint_manager_snapshot.json").exists():
         assert time.monotonic() < deadline, _logs(env, f"{run_name}-1")[-3000:]
         time.sleep(0.2)
     drivers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and
-               "jobs/train_promptmm.py" in p.info["cmdline"] and f"output.run_name={run_name}" in p.info["cmdline"]]
+               "jobs/train.py" in p.info["cmdline"] and f"output.run_name={run_name}" in p.info["cmdline"]]
     assert len(drivers) == 1, drivers
     drivers[0].send_signal(signal.SIGKILL)
     for _ in range(60):
