@@ -144,3 +144,14 @@ def test_remap_gives_dense_ids_keeps_the_originals_and_selects_feature_rows(tmp_
     assert sorted(zip(*splits["train"])) == [(0, 2), (1, 0), (1, 1)]  # (10, 7), (3e9, 2), (3e9, 5)
     with pytest.raises(DataValidationError, match="item id 7 has no row"):
         import_frame(frame, str(tmp_path / "ds2"), {"image": feats["image"][:5]}, remap=True)
+
+
+def test_truncated_npy_is_reported_as_truncated_not_as_a_pickle(tmp_path):
+    from raymm.data.importers import load_npy_features
+
+    path = tmp_path / "image.npy"
+    np.save(path, np.ones((100, 8), dtype=np.float32))
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DataValidationError, match="truncated or corrupt") as err:
+        load_npy_features(path)
+    assert "unpickling" not in str(err.value)
