@@ -229,7 +229,9 @@ def _format_errors(err: ValidationError, source: str, tree: dict | None = None) 
             got = got.get("name") if isinstance(got, dict) else got
             lines.append(f"{key}.name: unknown method {got!r} (known: {sorted(METHODS)})")
         else:
-            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            lines.append(f"{key}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})"))
     return f"invalid config ({source}): " + "; ".join(lines)
 
 

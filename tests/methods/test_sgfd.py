@@ -129,3 +129,17 @@ def test_labels_from_categories_are_made_dense_and_kmeans_is_seeded():
     assert np.array_equal(a, b)
     # the three planted clusters are recovered (up to renaming)
     assert all(len(set(a[k * 20:(k + 1) * 20])) == 1 for k in range(3)) and len(set(a)) == 3
+
+
+@pytest.mark.parametrize("overrides, idle", [(["method.sgfd.dropout=0.3"], "dropout=0.3 does nothing here"),
+                                             (["method.sgfd.backbone=promptmm", "method.sgfd.feature_weight=2.0"],
+                                              "feature_weight=2.0 does nothing here"),
+                                             (["method.sgfd.kmeans_iters=5"], "applies to labels: kmeans:<K> only")])
+def test_an_option_the_backbone_or_labels_ignore_is_an_error(overrides, idle):
+    from raymm.config import ConfigError
+
+    import re
+
+    with pytest.raises(ConfigError, match=r"method\.sgfd: .*" + re.escape(idle)):
+        build_config({}, ["method.name=sgfd", *overrides])
+    build_config({}, ["method.name=sgfd", "method.sgfd.backbone=promptmm", "method.sgfd.dropout=0.3"])  # used: fine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from raymm.configbase import _Section
 
@@ -31,6 +31,21 @@ class SGFDConfig(_Section):
         if v != "category" and not re.fullmatch(r"kmeans:[1-9][0-9]*", v):
             raise ValueError(f"must be 'category' or 'kmeans:<K>' with K >= 1, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _no_idle_options(self) -> "SGFDConfig":
+        """A value set for an option that the chosen backbone or labels ignore is an error, not a no-op."""
+        idle = {"lightgcn_m": ("model_cat_rate", "dropout"), "promptmm": ("feature_weight",)}[self.backbone]
+        if self.labels == "category":
+            idle += ("kmeans_iters", "seed")
+        for name in idle:
+            default = type(self).model_fields[name].default
+            if getattr(self, name) != default:
+                used_by = "labels: kmeans:<K>" if name in ("kmeans_iters", "seed") else \
+                    f"backbone {'promptmm' if self.backbone == 'lightgcn_m' else 'lightgcn_m'}"
+                raise ValueError(f"{name}={getattr(self, name)!r} does nothing here (backbone {self.backbone}, labels "
+                                 f"{self.labels}); it applies to {used_by} only")
+        return self
 
     @property
     def distils(self) -> bool:
