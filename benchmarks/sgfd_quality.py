@@ -1,7 +1,7 @@
 """SGFD quality bars: the real job (``jobs/train.py``, 2 Ray workers) per variant; validation
 Recall@20 / NDCG@20 tables (selection on validation only; test splits are for independent checks).
 
-    .venv/bin/python benchmarks/sgfd_quality.py synthetic     # 3 seeds x {lightgcn_m, promptmm} x {backbone, +SGFD}
+    .venv/bin/python benchmarks/sgfd_quality.py synthetic [--backbone lightgcn_m]   # 3 seeds x backbones x variants
     .venv/bin/python benchmarks/sgfd_quality.py tiktok        # 3 seeds: backbone, +SGFD, w/o CE, w/o KD, w/o fusion
 
 Up to 60 epochs with early stopping on validation (patience 10) for every variant: SGFD's extra
@@ -22,24 +22,25 @@ EPOCHS = "train.epochs=60"  # every variant may train to convergence; early stop
 SEEDS = (0, 1, 2)
 
 
-def synthetic() -> None:
-    rows = []
-    for backbone in ("lightgcn_m", "promptmm"):
-        for seed in SEEDS:
-            common = (f"method.sgfd.backbone={backbone}", f"train.seed={seed}", EPOCHS)
-            base = run(f"syn-sgfd-{backbone}-base-s{seed}", "conf/sgfd.yaml", *common, *BACKBONE_ONLY)
-            full = run(f"syn-sgfd-{backbone}-full-s{seed}", "conf/sgfd.yaml", *common)
-            rows.append((backbone, seed, base["val"], full["val"]))
-    print("\n| backbone | seed | backbone alone | backbone + SGFD | SGFD >= backbone |")
-    print("|---|---|---|---|---|")
-    for backbone, seed, b, f in rows:
-        print(f"| {backbone} | {seed} | {fmt(b)} | {fmt(f)} | {f['recall@20'] >= b['recall@20']} |")
-    print("(validation Recall@20 / NDCG@20, each at its best validation epoch)")
-    for backbone in ("lightgcn_m", "promptmm"):
-        mine = [r for r in rows if r[0] == backbone]
-        print(f"{backbone}: backbone {mean_sd([b['recall@20'] for _, _, b, _ in mine])}, "
-              f"+SGFD {mean_sd([f['recall@20'] for _, _, _, f in mine])}; "
-              f"SGFD >= backbone on {sum(f['recall@20'] >= b['recall@20'] for _, _, b, f in mine)}/{len(mine)} seeds")
+VARIANTS = [("base", "backbone alone", BACKBONE_ONLY), ("full", "+ SGFD (w_ce 0.1, w_kd 1, T 10)", ()),
+            ("kd001", "+ SGFD (w_ce 0.1, w_kd 0.01, T 10)", ("method.sgfd.w_kd=0.01",))]
+
+
+def synthetic(backbones=("lightgcn_m", "promptmm")) -> None:
+    for backbone in backbones:
+        res = {slug: [run(f"syn-sgfd-{backbone}-{slug}-s{seed}", "conf/sgfd.yaml", f"method.sgfd.backbone={backbone}",
+                          f"train.seed={seed}", EPOCHS, *overrides)["val"] for seed in SEEDS]
+               for slug, _, overrides in VARIANTS}
+        print(f"\n{backbone} backbone, validation Recall@20 / NDCG@20, each at its best validation epoch")
+        print("| seed | " + " | ".join(label for _, label, _ in VARIANTS) + " |")
+        print("|---|" + "---|" * len(VARIANTS))
+        for i, seed in enumerate(SEEDS):
+            print(f"| {seed} | " + " | ".join(fmt(res[slug][i]) for slug, _, _ in VARIANTS) + " |")
+        print("| mean +- sd | " + " | ".join(mean_sd([r["recall@20"] for r in res[slug]]) for slug, _, _ in VARIANTS)
+              + " |")
+        for slug, label, _ in VARIANTS[1:]:
+            wins = sum(f["recall@20"] >= b["recall@20"] for b, f in zip(res["base"], res[slug]))
+            print(f"{label} >= backbone alone on {wins}/{len(SEEDS)} seeds")
 
 
 def tiktok() -> None:
@@ -57,4 +58,10 @@ def tiktok() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok"])
-    {"synthetic": synthetic, "tiktok": tiktok}[parser.parse_args().suite]()
+    parser.add_argument("--backbone", action="append", choices=["lightgcn_m", "promptmm"],
+                        help="synthetic: only these backbones (default: both)")
+    args = parser.parse_args()
+    if args.suite == "synthetic":
+        synthetic(tuple(args.backbone or ("lightgcn_m", "promptmm")))
+    else:
+        tiktok()
