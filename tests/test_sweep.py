@@ -220,6 +220,9 @@ def test_a_sweep_whose_trials_all_fail_names_the_real_cause(tmp_path):
     path.write_text(yaml.safe_dump(sweep))
     proc = _run(["jobs/tune.py", "--config", str(path)], tmp_path, timeout=900)
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
+    # Ray may still stream a worker's log lines after it; the job's own line is the one error line
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("raymm: error: ")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    last = errors[0]
     assert last.startswith("raymm: error: sweep diverging: no trial reported val_recall_at_20; 1 trial(s) failed"), last
     assert "lightgcn diverged at epoch 1, step " in last and "the loss is nan" in last
