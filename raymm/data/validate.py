@@ -142,7 +142,8 @@ def check_features(item_ids: np.ndarray, matrix: np.ndarray, file: str, num_item
                                   f"(first mismatch: expected {bad}, found {int(sorted_ids[bad])})",
                                   column="item_id", row=int(order[bad]))
     original = matrix[order]
-    matrix = original.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # a value too large for float32 is reported just below
+        matrix = original.astype(np.float32, copy=False)
     finite = np.isfinite(matrix)
     if not finite.all():
         pos = int(np.flatnonzero(~finite.all(axis=1))[0])
