@@ -66,9 +66,10 @@ for png in plots(outcome.table, sweep, out_dir, outcome.metric):
 cfg = outcome.champion_config
 shared = build_shared(dataset, cfg)
 plan = plan_stages(cfg, shared, tracker.uri)
-payloads = {stage.name: provided if provided is not None else load_payload(
-    trial_checkpoint(storage, sweep, outcome.champion_trial, stage.name)) for stage, provided in plan.steps}
-payloads[plan.final.name] = load_payload(outcome.champion_checkpoint)  # a local path or a URI
+payloads = {stage.name: provided if provided is not None else load_payload(  # a local path or a URI
+    outcome.champion_checkpoint if stage is plan.final else trial_checkpoint(storage, sweep, outcome.champion_trial,
+                                                                            stage.name))
+    for stage, provided in plan.steps}
 reg = sweep.registry
 served = {"": payloads[plan.final.name], **plan.method.served_extras(payloads)}
 for suffix, payload in served.items():

@@ -44,9 +44,9 @@ def check_fit(cfg, concurrent: int = 1, extra_cpus: float = 0.0) -> None:
             break
         time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
     if short:
-        what = "; ".join(f"{v:g} {k} asked (train.num_workers={t.num_workers} x "
-                         f"{'train.cpus_per_worker=' + format(t.cpus_per_worker, 'g') if k == 'CPU' else '1 GPU'}"
-                         f"{f' x {concurrent} concurrent trials' if concurrent > 1 else ''}), the cluster has {h:g}"
-                         for k, (v, h) in short.items())
+        per_worker = {"CPU": f"train.cpus_per_worker={t.cpus_per_worker:g}", "GPU": "1 GPU"}
+        trials = f" x {concurrent} concurrent trials" if concurrent > 1 else ""
+        what = "; ".join(f"{v:g} {k} asked (train.num_workers={t.num_workers} x {per_worker[k]}{trials}), "
+                         f"the cluster has {h:g}" for k, (v, h) in short.items())
         waited = f" after waiting {t.resource_wait_s:g} s (train.resource_wait_s)" if t.resource_wait_s else ""
         raise InputError(f"the training workers can never fit this cluster{waited}: {what}")

@@ -163,11 +163,6 @@ class Config(_Section):
                              f"needs {need}")
         return self
 
-    @property
-    def options(self):
-        """The chosen method's ``method.<name>`` section (None for a method without options)."""
-        return getattr(self.method, self.method.name, None)
-
 
 DEFAULT_METHOD = "promptmm"
 _MOVED = {"parity": "method.promptmm.parity", "prompt": "method.promptmm.prompt",
@@ -212,8 +207,7 @@ def _error_key(loc: tuple) -> str:
 def _format_errors(err: ValidationError, source: str, tree: dict | None = None) -> str:
     """One line: ``invalid config (<source>): <key>: <problem>; <key>: <problem> ...``."""
     lines = []
-    method = (tree or {}).get("method", {}).get("name", DEFAULT_METHOD) if isinstance((tree or {}).get("method"), dict) \
-        else DEFAULT_METHOD
+    method = _method_name(tree or {}) or DEFAULT_METHOD
     for e in err.errors():
         key = _error_key(e["loc"])
         if e["type"] == "extra_forbidden":

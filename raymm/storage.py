@@ -63,15 +63,21 @@ def local_checkpoint(path: str) -> Iterator[str]:
         yield d
 
 
-def check_output_dir(cfg: Config) -> None:
-    """Refuse an ``output.dir`` this process cannot write (its nearest existing folder is checked;
-    nothing is created here)."""
-    from raymm.errors import InputError
-
-    path = os.path.abspath(cfg.output.dir)
-    probe = path
+def unwritable(path: str) -> str | None:
+    """The nearest existing ancestor of local ``path`` (itself included) when it is not a directory
+    this process can write into, so that ``path`` cannot be created or written; else None.
+    Creates nothing."""
+    probe = os.path.abspath(path)
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
-        what = "is not a directory" if not os.path.isdir(probe) else "is not writable"
+    return None if os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK) else probe
+
+
+def check_output_dir(cfg: Config) -> None:
+    """Refuse an ``output.dir`` this process cannot write (nothing is created here)."""
+    from raymm.errors import InputError
+
+    probe = unwritable(cfg.output.dir)
+    if probe:
+        what = "is not writable" if os.path.isdir(probe) else "is not a directory"
         raise InputError(f"output.dir {cfg.output.dir!r}: {probe} {what}; choose a directory you can write")

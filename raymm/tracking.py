@@ -35,13 +35,13 @@ def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
         raise TrackingUnavailableError(f"mlflow.tracking_uri {uri!r}: unknown scheme {scheme!r} (expected one of "
                                        f"{', '.join(sorted(KNOWN_SCHEMES))}; null = a local SQLite store)")
     if uri.startswith("sqlite:///"):  # MLflow would retry a store it cannot write for minutes
+        from raymm.storage import unwritable
+
         db = Path(uri[len("sqlite:///"):])
-        probe = db.parent
-        while not probe.exists():
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or (db.exists() and not os.access(db, os.W_OK)):
-            raise TrackingUnavailableError(f"mlflow.tracking_uri {uri}: {db if db.exists() else probe} is not "
-                                           "writable (null: a local SQLite store under output.dir)")
+        bad = db if db.exists() and not os.access(db, os.W_OK) else unwritable(str(db.parent))
+        if bad:
+            raise TrackingUnavailableError(f"mlflow.tracking_uri {uri}: {bad} is not writable (null: a local SQLite "
+                                           "store under output.dir)")
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error

@@ -3,7 +3,7 @@ builds a ``TorchTrainer`` and forwards its per-epoch reports to Tune with ``Tune
 
 A sweep file (``conf/tune/*.yaml``) names the training config the trials start from, fixed
 overrides, the search space (dotted keys), the search algorithm (Optuna, seeded; random; grid), the
-ASHA scheduler on validation Recall@20, trial resources and concurrency, and where the champion is
+ASHA scheduler on the validation selection metric, trial resources and concurrency, and where the champion is
 registered. Selection uses validation only (``eval.select_metric`` of the base config); test is
 computed for the chosen trial alone. Trials run the method's stages through the same orchestrator
 as the train job (:mod:`raymm.train.stages`).

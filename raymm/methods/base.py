@@ -48,10 +48,6 @@ def triplet(x: torch.Tensor, b: Batch) -> tuple[torch.Tensor, torch.Tensor, torc
     return x[b.user_pos], x[b.pos_pos], x[b.neg_pos]
 
 
-def cpu_state(state: dict) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-
 class Task:
     """What one stage optimises; the default is LightGCN with BPR (He et al., SIGIR 2020, eq. 15):
     ``L = BPR(e_u, e_p, e_n) + train.reg_weight * ||E^0_batch||^2``.
@@ -65,11 +61,6 @@ class Task:
     def __init__(self, cfg: "Config", shared: SharedData):
         self.cfg, self.shared, self.graph = cfg, shared, shared.graph
         self.module = self.build()
-
-    @property
-    def options(self):
-        """This method's ``method.<name>`` section (None for methods without options)."""
-        return getattr(self.cfg.method, self.cfg.method.name, None)
 
     @property
     def normalization(self) -> str:
@@ -130,10 +121,6 @@ class Method:
     name: ClassVar[str]
     config_cls: ClassVar[type | None] = None  # its ``method.<name>`` section, None when it has no options
     needs_features: ClassVar[bool] = False
-    summary: ClassVar[str] = ""
-
-    def options(self, cfg: "Config"):
-        return getattr(cfg.method, self.name, None)
 
     def check(self, cfg: "Config", dataset: "Dataset") -> None:
         """Refuse a config the dataset cannot serve, before anything trains."""

@@ -27,13 +27,18 @@ def register(kind: str, version: int = 1):
     return deco
 
 
+def cpu_state(state: dict) -> dict:
+    """A state dict's tensors, detached copies on the CPU."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
 def to_payload(module: nn.Module) -> dict:
     """The saved form of a registered module (weights on the CPU)."""
     kind = getattr(type(module), "kind", None)
     if kind is None:
         raise TypeError(f"{type(module).__name__} is not a registered model (raymm.models.registry.register)")
     return {"kind": kind, "version": type(module).format_version, "hparams": module.hparams(),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}}
+            "state_dict": cpu_state(module.state_dict())}
 
 
 def model_class(payload: dict, source: str = "payload") -> type:

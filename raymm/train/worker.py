@@ -121,8 +121,8 @@ def train_loop_per_worker(config: dict) -> None:
                 _diverged(stage, epoch, step, f"the loss is {loss.item()}", parts)
             optimizer.zero_grad()
             loss.backward()
-            bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-            if bad:
+            if not _finite([p.grad for p in model.parameters() if p.grad is not None]):  # one host sync
+                bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
                 _diverged(stage, epoch, step, f"the gradient of {', '.join(bad[:3])} is non-finite", parts)
             optimizer.step()
             loss_sum += torch.tensor([loss.item() * len(users), len(users)], dtype=torch.float64)
@@ -174,6 +174,10 @@ def train_loop_per_worker(config: dict) -> None:
                 print(f"[raymm] {stage}: early stop, no {selector} improvement for {patience} evaluations; "
                       f"best epoch {state.best_epoch + 1}", flush=True)
             break
+
+
+def _finite(tensors: list[torch.Tensor]) -> bool:
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def _diverged(stage: str, epoch: int, step: int, what: str, parts: dict) -> None:

@@ -7,7 +7,6 @@ from raymm.methods.base import Method, Stage, Task
 
 class LightGCNMethod(Method):
     name = "lightgcn"
-    summary = "LightGCN alone (BPR): the ID-only baseline"
 
     def stages(self, cfg):
         return [Stage("lightgcn", Task, cfg.train.epochs, cfg.train.patience)]

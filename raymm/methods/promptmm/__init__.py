@@ -17,7 +17,6 @@ class PromptMM(Method):
     name = "promptmm"
     config_cls = PromptMMConfig
     needs_features = True
-    summary = "PromptMM: prompt-tuned multimodal teacher, then a distilled ID-only LightGCN student"
 
     def min_fanout_layers(self, cfg) -> int:
         return max(cfg.model.num_layers, cfg.method.promptmm.teacher.num_layers, 2)  # modality GNN: two hops

@@ -13,11 +13,11 @@ from torch import nn
 
 from raymm.kd import embedding_kd, listwise_kd, pairwise_kd, parity_listwise_kd, parity_pairwise_kd
 from raymm.losses import bpr_loss, l2_penalty
-from raymm.methods.base import SharedData, Task, cpu_state, triplet
+from raymm.methods.base import SharedData, Task, triplet
 from raymm.models.lightgcn import LightGCN
 from raymm.models.prompt import SoftPrompt
 from raymm.models.promptmm import PromptMMTeacher, TeacherOutput
-from raymm.models.registry import from_payload
+from raymm.models.registry import cpu_state, from_payload
 from raymm.sampling import Batch, NegativeSampler, make_batch
 
 
@@ -29,9 +29,8 @@ def build_teacher(cfg, shared: SharedData) -> PromptMMTeacher:
         h_user, h_item = shared.extras["hard_tokens"]
         prompt = SoftPrompt(torch.from_numpy(h_user.copy()), torch.from_numpy(h_item.copy()),
                             cfg.model.embedding_dim, opts.prompt.dropout)
-    feats = {m: torch.from_numpy(np.array(x)) for m, x in shared.features.items()}
     t = opts.teacher
-    return PromptMMTeacher(g.num_users, g.num_items, feats, prompt, cfg.model.embedding_dim, t.num_layers,
+    return PromptMMTeacher(g.num_users, g.num_items, shared.features, prompt, cfg.model.embedding_dim, t.num_layers,
                            t.dropout, t.model_cat_rate, t.soft_token_rate, t.feat_soft_token_rate, cfg.model.init_std,
                            opts.prompt.summary_every, "left" if opts.parity else "symmetric")
 

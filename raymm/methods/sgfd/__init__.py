@@ -23,7 +23,6 @@ class SGFD(Method):
     name = "sgfd"
     config_cls = SGFDConfig
     needs_features = True
-    summary = "SGFD: semantic-guided feature distillation into a one-linear extractor (joint, one stage)"
 
     def min_fanout_layers(self, cfg) -> int:
         extra = 2 if cfg.method.sgfd.backbone == "promptmm" else 0  # its modality GNN: two hops

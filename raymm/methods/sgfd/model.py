@@ -70,11 +70,13 @@ class SGFDHead(nn.Module):
 
 class SGFDModel(nn.Module):
     """Training container: the backbone (which consumes the student features and is what is
-    served) and the SGFD head (None for the backbone alone)."""
+    served), the SGFD head (None for the backbone alone) and the (I,) item labels (a non-persistent
+    buffer: on the training device once, not saved)."""
 
-    def __init__(self, backbone: nn.Module, head: SGFDHead | None):
+    def __init__(self, backbone: nn.Module, head: SGFDHead | None, labels: torch.Tensor | None = None):
         super().__init__()
         self.backbone, self.head = backbone, head
+        self.register_buffer("labels", labels, persistent=False)
 
     def forward(self, batch):
         return self.backbone(batch)

@@ -3,7 +3,6 @@ CE and KD terms on the batch's positive items (equations in :mod:`raymm.methods.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +24,7 @@ class SGFDTask(Task):
 
     def build(self) -> nn.Module:
         opts, m, g = self.cfg.method.sgfd, self.cfg.model, self.graph
-        feats = {k: torch.from_numpy(np.array(x)) for k, x in self.shared.features.items()}
+        feats = self.shared.features  # the models copy them into their own buffers
         if opts.backbone == "lightgcn_m":
             backbone = LightGCNM(g.num_users, g.num_items, feats, m.embedding_dim, m.num_layers, opts.feature_weight,
                                  m.init_std, self.normalization)
@@ -33,13 +32,12 @@ class SGFDTask(Task):
             backbone = PromptMMTeacher(g.num_users, g.num_items, feats, None, m.embedding_dim, m.num_layers,
                                        opts.dropout, a_mc=opts.model_cat_rate, init_std=m.init_std,
                                        normalization=self.normalization, extractor="sgfd")
-        head = None
-        if opts.distils:
-            labels = self.shared.extras["labels"]
-            head = SGFDHead({k: x.shape[1] for k, x in feats.items()}, m.embedding_dim, int(labels.max()) + 1,
-                            fusion=opts.fusion and opts.w_ce > 0)
-            self.labels = torch.tensor(labels)
-        return SGFDModel(backbone, head)
+        if not opts.distils:
+            return SGFDModel(backbone, None)
+        labels = torch.tensor(self.shared.extras["labels"])
+        head = SGFDHead({k: x.shape[1] for k, x in feats.items()}, m.embedding_dim, int(labels.max()) + 1,
+                        fusion=opts.fusion and opts.w_ce > 0)
+        return SGFDModel(backbone, head, labels)
 
     @classmethod
     def loss_label(cls, cfg) -> str:
@@ -49,7 +47,7 @@ class SGFDTask(Task):
     def loss(self, model, batch):
         opts = self.cfg.method.sgfd
         out = model(batch)
-        sgfd: SGFDModel = model.module if hasattr(model, "module") else model
+        sgfd: SGFDModel = self.module  # unwrapped (the forward above went through DDP)
         backbone = sgfd.backbone
         if isinstance(out, tuple):  # LightGCN-M
             emb, ego = out
@@ -64,7 +62,7 @@ class SGFDTask(Task):
             items = torch.unique(batch.seeds[batch.pos_pos]) - backbone.num_users
             raw = {m: backbone.features(m)[items] for m in sgfd.head.modalities}
             teacher = sgfd.head.teacher_features(raw)
-            labels = self.labels.to(items.device)[items]
+            labels = sgfd.labels[items]
             if opts.w_ce:
                 ce = sgfd.head.ce_loss(teacher, labels)
                 total = total + opts.w_ce * ce
