@@ -7,6 +7,10 @@ layout (:mod:`raymm.data.schema`).
   plus ``<name>_feat.npy``.
 - A Parquet file or pandas DataFrame with ``user_id``, ``item_id``, ``split`` [, ``timestamp``,
   ``weight``], plus a dict of feature matrices.
+- RecBole atomic files (MovieLens-100k and the other RecBole datasets): ``<name>.inter``
+  (``user_id:token``, ``item_id:token``, ``timestamp:float`` ...) and optionally ``<name>.item``
+  (title, year and genre fields become the item table's ``text`` and ``category``). These have no
+  split: one is made by time (``split="loo"`` or ``"ratio:<r>"``, :mod:`raymm.data.splits`).
 
 Policies (logged with counts, never silent):
 - ``unknown_eval_users="drop"`` (default): validation/test rows of users with no training
@@ -28,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymm.data.schema import SPLITS, DataValidationError, Manifest
+from raymm.data.splits import assign_splits
 from raymm.data.store import write_dataset
 
 log = logging.getLogger(__name__)
@@ -112,12 +117,14 @@ def _drop_unknown_eval_users(frame: pd.DataFrame, policy: str, source: str) -> p
 
 def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray] | None = None,
                  num_users: int | None = None, num_items: int | None = None, unknown_eval_users: str = "drop",
-                 source: str = "<dataframe>", overwrite: bool = False, remap: bool = False) -> Manifest:
+                 source: str = "<dataframe>", overwrite: bool = False, remap: bool = False,
+                 items: pd.DataFrame | None = None, split_protocol: str = "given") -> Manifest:
     """Write an interaction DataFrame (``user_id``, ``item_id``, ``split`` [...]) plus features.
 
     ``remap``: user and item ids become dense ``0..n-1`` in the order of the original ids (items
-    without any interaction are dropped, feature rows selected by original item id); the original
-    ids are kept in the dataset (``id_maps/``, :meth:`Dataset.original_ids`)."""
+    without any interaction are dropped, feature rows and ``items`` rows selected by original item
+    id); the original ids are kept in the dataset (``id_maps/``, :meth:`Dataset.original_ids`).
+    ``items``: optional item table (``item_id`` [, ``category``, ``text``]), one row per item."""
     if unknown_eval_users not in ("drop", "error"):
         raise ValueError(f"unknown_eval_users must be 'drop' or 'error', got {unknown_eval_users!r}")
     features = {k: np.asarray(v) for k, v in (features or {}).items()}
@@ -148,6 +155,8 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
     if remap:
         frame, features, id_maps = _remap(frame, features, source)
         num_users, num_items = len(id_maps["user"]), len(id_maps["item"])
+        if items is not None:
+            items = _select_items(items, id_maps["item"], source)
     if num_users is None:
         num_users = int(frame["user_id"].max()) + 1 if len(frame) else 0
     if num_items is None:
@@ -165,8 +174,21 @@ def import_frame(frame: pd.DataFrame, dest: str, features: dict[str, np.ndarray]
                                       row=int(np.argmax(frame[col].to_numpy())))
     cols = [c for c in ("user_id", "item_id", "split", "timestamp", "weight") if c in frame.columns]
     table = pa.Table.from_pandas(frame[cols], preserve_index=False)
+    item_table = None if items is None else pa.Table.from_pandas(items, preserve_index=False)
     return write_dataset(dest, [table], features, num_users, num_items, source=source, overwrite=overwrite,
-                         id_maps=id_maps)
+                         id_maps=id_maps, items=item_table, split_protocol=split_protocol)
+
+
+def _select_items(items: pd.DataFrame, original: np.ndarray, source: str) -> pd.DataFrame:
+    """The item table's rows for the remapped items, ``item_id`` set to the dense id."""
+    by_id = items.set_index("item_id")
+    missing = np.setdiff1d(original, by_id.index.to_numpy())
+    if missing.size:
+        raise DataValidationError(source, f"item id {int(missing[0])} has interactions but no row in the item table "
+                                  f"({missing.size} such item(s))", column="item_id")
+    out = by_id.loc[original].reset_index(drop=True)
+    out.insert(0, "item_id", np.arange(len(original), dtype=np.int64))
+    return out
 
 
 def _remap(frame: pd.DataFrame, features: dict[str, np.ndarray], source: str):
@@ -245,6 +267,81 @@ def import_parquet(path: str | Path, dest: str, feature_files: dict[str, str] | 
     return import_frame(frame, dest, features, source=str(path), **kwargs)
 
 
+def _read_atomic(path: Path) -> pd.DataFrame:
+    """A RecBole atomic file (tab-separated, header ``name:type``) with the ``:type`` suffixes removed."""
+    if not path.exists():
+        raise DataValidationError(str(path), "missing file")
+    try:
+        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataValidationError(str(path), f"not a readable tab-separated file ({e})") from None
+    raw.columns = [c.split(":", 1)[0] for c in raw.columns]
+    return raw
+
+
+def _int_column(raw: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    values = pd.to_numeric(raw[col], errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() % 1 != 0))
+    if bad.size:
+        raise DataValidationError(str(path), "must be an integer", column=col, row=int(bad[0]),
+                                  sample=raw.iloc[int(bad[0])].to_dict())
+    return values.to_numpy().astype(np.int64)
+
+
+def recbole_items(path: Path) -> pd.DataFrame:
+    """Item table (``item_id`` original, ``category``, ``text``) from a RecBole ``.item`` file.
+
+    ``text`` is "title (year). Genres: g1, g2" (MovieLens fields ``movie_title``, ``release_year``,
+    ``class``; missing parts are left out); ``category`` is the index of the item's first listed
+    genre in the sorted genre vocabulary (one label per item, as SGFD's labels need)."""
+    raw = _read_atomic(path)
+    if "item_id" not in raw.columns:
+        raise DataValidationError(str(path), f"missing required column (columns are {list(raw.columns)})",
+                                  column="item_id")
+    ids = _int_column(raw, "item_id", path)
+    dup = np.flatnonzero(pd.Series(ids).duplicated().to_numpy())
+    if dup.size:
+        raise DataValidationError(str(path), f"item id {ids[dup[0]]} is listed twice", column="item_id",
+                                  row=int(dup[0]))
+    title = raw.get("movie_title", raw.get("title", pd.Series([""] * len(raw)))).str.strip()
+    year = raw.get("release_year", raw.get("year", pd.Series([""] * len(raw)))).str.strip()
+    genres = raw.get("class", raw.get("genre", pd.Series([""] * len(raw)))).str.split()
+    text = [(f"{t} ({y})" if y else t) + (f". Genres: {', '.join(g)}" if g else "")
+            for t, y, g in zip(title, year, genres)]
+    vocab = sorted({g[0] for g in genres if g} | {"<none>"})
+    category = [vocab.index(g[0] if g else "<none>") for g in genres]
+    return pd.DataFrame({"item_id": ids, "category": np.asarray(category, np.int64), "text": text})
+
+
+def import_recbole(src: str | Path, dest: str, split: str = "loo", min_len: int = 5, **kwargs) -> Manifest:
+    """RecBole atomic files in ``src``: one ``<name>.inter`` (``user_id``, ``item_id``,
+    ``timestamp``) and, when present, ``<name>.item``. Every interaction counts (ratings are not
+    thresholded); splits are made by time with ``split`` (``loo`` | ``ratio:<r>``); users with fewer
+    than ``min_len`` interactions are dropped; ids are remapped to dense ones (originals kept)."""
+    src = Path(src)
+    found = sorted(src.glob("*.inter"))
+    if len(found) != 1:
+        raise DataValidationError(str(src), f"expected exactly one .inter file, found {[p.name for p in found]}")
+    path = found[0]
+    raw = _read_atomic(path)
+    for col in ("user_id", "item_id", "timestamp"):
+        if col not in raw.columns:
+            raise DataValidationError(str(path), f"missing required column (columns are {list(raw.columns)})",
+                                      column=col)
+    frame = pd.DataFrame({"user_id": _int_column(raw, "user_id", path), "item_id": _int_column(raw, "item_id", path),
+                          "timestamp": _int_column(raw, "timestamp", path)})
+    keep, splits = assign_splits(frame["user_id"].to_numpy(), frame["timestamp"].to_numpy(), split, min_len,
+                                 str(path))
+    frame["split"] = splits
+    frame = frame[keep].reset_index(drop=True)
+    print(f"[raymm] {path}: split {split!r} by time; kept {int(keep.sum())} of {len(keep)} interactions "
+          f"(users with >= {min_len})", flush=True)
+    item_path = path.with_suffix(".item")
+    items = recbole_items(item_path) if item_path.exists() else None
+    kwargs["remap"] = True
+    return import_frame(frame, dest, {}, source=str(path), items=items, split_protocol=split, **kwargs)
+
+
 def detect_layout(src: str | Path) -> str:
     src = Path(src)
     if not src.exists():
@@ -256,7 +353,8 @@ def detect_layout(src: str | Path) -> str:
     if (src / "train.json").exists():
         return "promptmm"
     if any(src.glob("*.inter")):
-        return "mmrec"
+        header = next(src.glob("*.inter")).open().readline()
+        return "recbole" if ":token" in header else "mmrec"
     raise DataValidationError(str(src), "unrecognised layout: expected train.json (PromptMM), *.inter (MMRec), "
                               "a .parquet file, or a raymm manifest.json")
 
@@ -269,6 +367,8 @@ def import_any(src: str | Path, dest: str, layout: str = "auto", **kwargs) -> Ma
         return import_mmrec(src, dest, **kwargs)
     if layout == "parquet":
         return import_parquet(src, dest, **kwargs)
+    if layout == "recbole":
+        return import_recbole(src, dest, **kwargs)
     raise ValueError(f"cannot import layout {layout!r} (src {src}); a canonical dataset needs no import")
 
 

@@ -6,7 +6,8 @@ A raymm dataset is a directory (local path or any pyarrow/fsspec URI such as ``s
     interactions/part-00000.parquet     user_id int64, item_id int64, split string
     interactions/part-00001.parquet     (+ optional timestamp int64, weight float32)
     features/<modality>.parquet         item_id int64, feature fixed_size_list<float32>[dim]
-    items/part-00000.parquet            optional: item_id int64, category int64 (semantic labels)
+    items/part-00000.parquet            optional: item_id int64 [, category int64 (semantic labels),
+                                        text string (item content, e.g. "title (year). Genres: ...")]
     id_maps/{user,item}.parquet         optional (imports with --remap): id int64, original_id int64
 
 Ids are dense and 0-based: users in ``[0, num_users)``, items in ``[0, num_items)``. ``split`` is one
@@ -32,7 +33,7 @@ INTERACTIONS_DIR = "interactions"
 FEATURES_DIR = "features"
 ITEMS_DIR = "items"
 ID_MAPS_DIR = "id_maps"
-ITEM_COLUMNS = {"category": pa.int64()}  # optional item attributes beside item_id
+ITEM_COLUMNS = {"category": pa.int64(), "text": pa.string()}  # optional item attributes beside item_id
 
 INTERACTION_SCHEMA = pa.schema(
     [("user_id", pa.int64()), ("item_id", pa.int64()), ("split", pa.string())]
@@ -80,6 +81,7 @@ class Manifest:
     item_files: list[str] = field(default_factory=list)  # the item table's shards (may be empty)
     item_columns: list[str] = field(default_factory=list)  # its attribute columns, e.g. ["category"]
     id_map_files: dict[str, str] = field(default_factory=dict)  # "user"/"item" -> original ids of a remapped import
+    split_protocol: str = "given"  # how val/test were chosen: given (by the source) | loo | ratio:<r> (raymm.data.splits)
     source: str = ""
     format: str = FORMAT
     version: int = VERSION

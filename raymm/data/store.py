@@ -66,7 +66,7 @@ def feature_table(matrix: np.ndarray) -> pa.Table:
 
 def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.ndarray], num_users: int,
                   num_items: int, source: str = "", overwrite: bool = False, items: pa.Table | None = None,
-                  id_maps: dict[str, np.ndarray] | None = None) -> Manifest:
+                  id_maps: dict[str, np.ndarray] | None = None, split_protocol: str = "given") -> Manifest:
     """Validate and write a canonical dataset to ``dest``; return its manifest.
 
     Args:
@@ -76,6 +76,7 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
         features: modality name -> (num_items, dim) float array, row = item id.
         items: optional item table (``item_id`` and attributes such as ``category``), one row per item.
         id_maps: optional ``{"user"|"item": original ids}``, position = dense id (a remapped import).
+        split_protocol: how the splits were made, recorded in the manifest (:mod:`raymm.data.splits`).
     """
     fs, final = resolve(dest)
     if _exists(fs, final) and not overwrite:
@@ -85,7 +86,8 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
             if local else final)
     fs.create_dir(work, recursive=True)
     try:
-        manifest = _write_into(fs, work, shards, features, num_users, num_items, source, items, id_maps)
+        manifest = _write_into(fs, work, shards, features, num_users, num_items, source, items, id_maps,
+                               split_protocol)
         if local:
             if os.path.exists(final):
                 trash = f"{work}.old"
@@ -103,7 +105,8 @@ def write_dataset(dest: str, shards: Iterable[pa.Table], features: dict[str, np.
         raise
 
 
-def _write_into(fs, root, shards, features, num_users, num_items, source, items=None, id_maps=None) -> Manifest:
+def _write_into(fs, root, shards, features, num_users, num_items, source, items=None, id_maps=None,
+                split_protocol="given") -> Manifest:
     checker = InteractionChecker(num_users, num_items)
     files: list[str] = []
     optional: set[str] = set()
@@ -154,11 +157,42 @@ def _write_into(fs, root, shards, features, num_users, num_items, source, items=
         modalities=modalities, interaction_files=files,
         checksums={rel: _sha256(fs, f"{root}/{rel}") for rel in rels},
         has_timestamp="timestamp" in optional, has_weight="weight" in optional, source=source,
-        item_files=item_files, item_columns=item_columns, id_map_files=map_files)
+        item_files=item_files, item_columns=item_columns, id_map_files=map_files, split_protocol=split_protocol)
     with fs.open_output_stream(f"{root}/{MANIFEST}") as f:
         f.write(manifest.to_json().encode())
     log.info("wrote dataset %s: %d users, %d items, splits %s, modalities %s", root, num_users, num_items,
              manifest.split_counts, {k: v.dim for k, v in modalities.items()})
+    return manifest
+
+
+def add_features(uri: str, name: str, matrix: np.ndarray, overwrite: bool = False) -> Manifest:
+    """Add modality ``name`` ((num_items, dim) float) to the existing dataset at ``uri``.
+
+    The feature file goes to a temporary name first; the manifest (rewritten last, then the file moved
+    into place) never lists a file that is not complete. Refuses an existing modality unless ``overwrite``."""
+    ds = load_dataset(uri, verify_checksums=False)
+    if not name.isidentifier():
+        raise DataValidationError(name, "modality names must be identifiers (letters, digits, _)")
+    if name in ds.manifest.modalities and not overwrite:
+        raise FileExistsError(f"{uri}: modality '{name}' exists (pass overwrite=True to replace it)")
+    matrix = check_features(np.arange(len(matrix)), np.asarray(matrix), f"modality '{name}'", ds.num_items)
+    rel = f"{FEATURES_DIR}/{name}.parquet"
+    tmp = ds.path(f"{FEATURES_DIR}/.tmp-{name}-{uuid.uuid4().hex[:8]}.parquet")
+    ds.fs.create_dir(ds.path(FEATURES_DIR), recursive=True)
+    try:
+        with ds.fs.open_output_stream(tmp) as f:
+            pq.write_table(feature_table(matrix), f)
+        digest = _sha256(ds.fs, tmp)
+        ds.fs.move(tmp, ds.path(rel))
+    except BaseException:
+        if _exists(ds.fs, tmp):
+            ds.fs.delete_file(tmp)
+        raise
+    manifest = ds.manifest
+    manifest.modalities[name] = ModalityInfo(dim=int(matrix.shape[1]), file=rel)
+    manifest.checksums[rel] = digest
+    with ds.fs.open_output_stream(ds.path(MANIFEST)) as f:
+        f.write(manifest.to_json().encode())
     return manifest
 
 
@@ -242,7 +276,7 @@ class Dataset:
             except (pa.ArrowInvalid, OSError) as e:
                 raise DataValidationError(self.path(rel), f"cannot read Parquet file ({e})") from None
         table = check_items(pa.concat_tables(tables), self.path(self.manifest.item_files[0]), self.num_items)
-        return {c: table.column(c).to_numpy() for c in table.column_names}
+        return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
 
 
 def load_dataset(uri: str, verify_checksums: bool = True) -> Dataset:

@@ -157,8 +157,8 @@ def check_features(item_ids: np.ndarray, matrix: np.ndarray, file: str, num_item
 
 
 def check_items(table: pa.Table, file: str, num_items: int) -> pa.Table:
-    """Validate the item table (``item_id`` int64 once per item, optional ``category`` int64 >= 0);
-    return it ordered by item id."""
+    """Validate the item table (``item_id`` int64 once per item, optional ``category`` int64 >= 0,
+    optional ``text`` string); return it ordered by item id."""
     if "item_id" not in table.column_names:
         raise DataValidationError(file, "missing required column", column="item_id")
     for name in table.column_names:
@@ -169,6 +169,10 @@ def check_items(table: pa.Table, file: str, num_items: int) -> pa.Table:
         if name in table.column_names and not pa.types.is_integer(table.schema.field(name).type):
             raise DataValidationError(file, f"must be an integer column, got {table.schema.field(name).type}",
                                       column=name)
+    if "text" in table.column_names and not (pa.types.is_string(table.schema.field("text").type)
+                                             or pa.types.is_large_string(table.schema.field("text").type)):
+        raise DataValidationError(file, f"must be a string column, got {table.schema.field('text').type}",
+                                  column="text")
     ids = table.column("item_id").to_numpy().astype(np.int64)
     order = np.argsort(ids, kind="stable")
     if len(ids) != num_items or not np.array_equal(ids[order], np.arange(num_items)):

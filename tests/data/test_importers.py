@@ -155,3 +155,51 @@ def test_truncated_npy_is_reported_as_truncated_not_as_a_pickle(tmp_path):
     with pytest.raises(DataValidationError, match="truncated or corrupt") as err:
         load_npy_features(path)
     assert "unpickling" not in str(err.value)
+
+
+def _recbole_dir(tmp_path, items=True):
+    src = tmp_path / "ml"
+    src.mkdir()
+    rows = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for u, n in ((7, 6), (9, 5), (11, 3)):  # user 11 has 3 interactions: dropped by min_len=5
+        rows += [f"{u}\t{100 + (u + k) % 8}\t4\t{1000 + 10 * k}" for k in range(n)]
+    (src / "ml.inter").write_text("\n".join(rows) + "\n")
+    if items:
+        lines = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+        lines += [f"{100 + i}\tFilm {i}\t199{i}\t{'Drama Comedy' if i % 2 else 'Action'}" for i in range(8)]
+        (src / "ml.item").write_text("\n".join(lines) + "\n")
+    return src
+
+
+def test_recbole_import_splits_by_time_and_keeps_text_and_genres(tmp_path):
+    src = _recbole_dir(tmp_path)
+    assert detect_layout(src) == "recbole"
+    m = import_any(src, str(tmp_path / "ds"), split="loo")
+    assert m.split_protocol == "loo" and m.has_timestamp and m.num_users == 2
+    assert m.split_counts == {"train": 7, "val": 2, "test": 2}
+    ds = load_dataset(str(tmp_path / "ds"))
+    items = ds.read_items()
+    orig = ds.original_ids("item")
+    k = int(np.flatnonzero(orig == 101)[0])
+    assert items["text"][k] == "Film 1 (1991). Genres: Drama, Comedy"
+    assert items["category"][k] != items["category"][int(np.flatnonzero(orig == 100)[0])]  # Drama vs Action
+    frame = pd.concat([pd.read_parquet(p) for p in ds.interaction_paths()])
+    last = frame.sort_values("timestamp").groupby("user_id").tail(1)
+    assert set(last["split"]) == {"test"}
+
+
+def test_recbole_item_missing_from_item_file_is_named(tmp_path):
+    src = _recbole_dir(tmp_path)
+    text = (src / "ml.item").read_text().splitlines()
+    (src / "ml.item").write_text("\n".join(text[:-1]) + "\n")  # drop item 107
+    with pytest.raises(DataValidationError, match="item id 107 has interactions but no row"):
+        import_any(src, str(tmp_path / "ds"))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_recbole_bad_timestamp_names_file_column_and_row(tmp_path):
+    src = _recbole_dir(tmp_path, items=False)
+    text = (src / "ml.inter").read_text().replace("\t1020\n", "\tsoon\n", 1)
+    (src / "ml.inter").write_text(text)
+    with pytest.raises(DataValidationError, match=r"ml.inter, column 'timestamp', row 2: must be an integer"):
+        import_any(src, str(tmp_path / "ds"))
