@@ -45,7 +45,18 @@ class SyntheticConfig(_Section):
     test_fraction: float = Field(0.1, ge=0, lt=0.5)
     shard_rows: int = Field(1_000_000, gt=0)
     num_categories: int = Field(8, ge=0)  # item categories (semantic labels); 0 = no item table
+    sequential: bool = False  # histories follow latent item transitions (the sequential family's data)
+    transition: float = Field(3.0, ge=0)  # sequential: weight of the transition from the previous item
+    split: Literal["fraction", "loo"] = "fraction"  # val/test: latest fractions | leave-one-out (last test, 2nd-last val)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _split_options(self) -> "SyntheticConfig":
+        if self.split == "loo" and {"val_fraction", "test_fraction"} & self.model_fields_set:
+            raise ValueError("data.synthetic.val_fraction/test_fraction apply to split: fraction, not loo")
+        if not self.sequential and "transition" in self.model_fields_set:
+            raise ValueError("data.synthetic.transition applies to sequential: true")
+        return self
 
 
 class DataConfig(_Section):

@@ -19,6 +19,9 @@ def prepare_dataset(cfg: Config) -> Dataset:
     if cfg.data.source == "path":
         return load_dataset(cfg.data.path)
     params = cfg.data.synthetic.model_dump()
+    for key, default in (("sequential", False), ("transition", 3.0), ("split", "fraction")):
+        if params[key] == default:  # options added later: at their defaults, the cache key is unchanged
+            params.pop(key)
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     dest = os.path.join(os.path.abspath(cfg.output.dir), "datasets", f"synthetic-{digest}")
     if not os.path.exists(os.path.join(dest, "manifest.json")):

@@ -12,6 +12,13 @@ Generative story, for a seed:
 - modality ``m`` is a noisy, different projection of the item factors:
   ``X^m = tanh(Q W_m) + noise * eps`` with ``W_m`` random ``f x d_m`` — the features carry real
   signal about which items a user likes, so a multimodal teacher can exploit them;
+- ``sequential: true``: histories are drawn step by step instead; at step t user u picks, among a
+  popularity-drawn candidate pool not yet consumed, the Gumbel-argmax of
+  ``affinity * <p_u, q_j> + transition * <q_prev M, q_j>`` (``q_prev``: the item consumed at t-1,
+  ``M`` a random rotation of factor space), so the next item depends on the last one and on taste;
+  the order of consumption is the time order;
+- ``split: loo``: each user's last item is test, the second-last val (users have >= 3 items);
+  ``split: fraction``: the latest ``test_fraction`` go to test, the ``val_fraction`` before to val;
 - item categories (the semantic labels SGFD learns from), when ``num_categories > 0``: the nearest of
   ``num_categories`` random unit directions in factor space, ``argmax_c <q_i, c>``, so items of a
   category share taste-relevant factors (written as ``items/``, column ``category``).
@@ -82,9 +89,57 @@ def interaction_shards(cfg: SyntheticConfig) -> Iterator[pa.Table]:
         while stop < cfg.num_users and (rows == 0 or rows + counts[stop] <= cfg.shard_rows):
             rows += counts[stop]
             stop += 1
-        yield _shard(np.random.default_rng([cfg.seed, start]), cfg, np.arange(start, stop), counts[start:stop],
-                     user_f, item_f, cdf)
+        make = _sequential_shard if cfg.sequential else _shard
+        yield make(np.random.default_rng([cfg.seed, start]), cfg, np.arange(start, stop), counts[start:stop],
+                   user_f, item_f, cdf)
         start = stop
+
+
+def _transition(cfg: SyntheticConfig) -> np.ndarray:
+    """(f, f) random rotation M of factor space (the item-to-item transition)."""
+    q, _ = np.linalg.qr(np.random.default_rng([cfg.seed, 3000]).normal(size=(cfg.latent_dim, cfg.latent_dim)))
+    return q.astype(np.float32)
+
+
+def _sequential_shard(rng, cfg, users, counts, user_f, item_f, cdf) -> pa.Table:
+    """Histories drawn step by step (module docstring), for blocks of users that advance together
+    (a block's (users x items) state stays under about 20M entries)."""
+    m = _transition(cfg)
+    block = max(1, 20_000_000 // cfg.num_items)
+    parts = [_sequences(rng, cfg, users[s:s + block], counts[s:s + block], user_f, item_f, cdf, m)
+             for s in range(0, len(users), block)]
+    u, i, pos = (np.concatenate(x) for x in zip(*parts))
+    return _with_splits(cfg, users, u, i, pos)
+
+
+def _sequences(rng, cfg, users, counts, user_f, item_f, cdf, m):
+    """(user, item, position) of the histories of ``users``, sorted by user then position."""
+    n_users, steps = len(users), int(counts.max())
+    seen = np.zeros((n_users, cfg.num_items), dtype=bool)
+    taste = cfg.affinity * user_f[users] @ item_f.T  # (B, I)
+    prev = None
+    out_u, out_i, out_t = [], [], []
+    for t in range(steps):
+        active = np.flatnonzero(counts > t)
+        cand = np.minimum(np.searchsorted(cdf, rng.random((len(active), _POOL * 4))), cfg.num_items - 1)
+        score = taste[active[:, None], cand] + rng.gumbel(size=cand.shape)
+        if prev is not None:
+            score += cfg.transition * np.einsum("bf,bpf->bp", item_f[prev[active]] @ m, item_f[cand])
+        score[seen[active[:, None], cand]] = -np.inf
+        pick = cand[np.arange(len(active)), np.argmax(score, axis=1)]
+        stuck = np.isinf(score.max(axis=1))  # every candidate consumed: any unseen item instead
+        for row in np.flatnonzero(stuck):
+            pick[row] = rng.choice(np.flatnonzero(~seen[active[row]]))
+        seen[active, pick] = True
+        nxt = np.zeros(n_users, np.int64) if prev is None else prev.copy()
+        nxt[active] = pick
+        prev = nxt
+        out_u.append(users[active])
+        out_i.append(pick)
+        out_t.append(np.full(len(active), t))
+    u, i, pos = np.concatenate(out_u), np.concatenate(out_i), np.concatenate(out_t)
+    order = np.lexsort((pos, u))
+    return u[order], i[order], pos[order]
 
 
 def _shard(rng, cfg, users, counts, user_f, item_f, cdf) -> pa.Table:
@@ -110,10 +165,19 @@ def _shard(rng, cfg, users, counts, user_f, item_f, cdf) -> pa.Table:
     order = np.lexsort((rng.random(len(u)), u))
     pos = np.empty(len(u), np.int64)
     pos[order] = np.arange(len(u)) - np.repeat(np.searchsorted(u, users), per_user)
+    return _with_splits(cfg, users, u, i, pos)
+
+
+def _with_splits(cfg, users, u, i, pos) -> pa.Table:
+    """The shard's table: split by position in each user's timeline, timestamp from the position."""
+    per_user = np.bincount(u - users[0], minlength=len(users))
     n_u = per_user[u - users[0]]
-    n_test = np.floor(n_u * cfg.test_fraction).astype(np.int64)
-    n_val = np.floor(n_u * cfg.val_fraction).astype(np.int64)
-    n_test = np.where(n_u - n_test - n_val < 1, 0, n_test)
+    if cfg.split == "loo":
+        n_test = n_val = np.ones_like(n_u)
+    else:
+        n_test = np.floor(n_u * cfg.test_fraction).astype(np.int64)
+        n_val = np.floor(n_u * cfg.val_fraction).astype(np.int64)
+        n_test = np.where(n_u - n_test - n_val < 1, 0, n_test)
     split = np.full(len(u), "train", dtype=object)
     split[pos >= n_u - n_test - n_val] = "val"
     split[pos >= n_u - n_test] = "test"
@@ -129,4 +193,5 @@ def generate(cfg: SyntheticConfig, dest: str, overwrite: bool = False) -> Manife
     if cfg.num_categories:
         items = pa.table({"item_id": np.arange(cfg.num_items, dtype=np.int64), "category": categories(cfg, item_f)})
     return write_dataset(dest, interaction_shards(cfg), modality_features(cfg, item_f), cfg.num_users,
-                         cfg.num_items, source=f"synthetic(seed={cfg.seed})", overwrite=overwrite, items=items)
+                         cfg.num_items, source=f"synthetic(seed={cfg.seed})", overwrite=overwrite, items=items,
+                         split_protocol="loo" if cfg.split == "loo" else "latest-fraction")

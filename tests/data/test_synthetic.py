@@ -70,3 +70,33 @@ def test_categories_follow_the_latent_item_factors(tmp_path):
 def test_no_item_table_without_categories(tmp_path):
     m = generate(_cfg(num_categories=0), str(tmp_path / "syn"))
     assert m.item_files == [] and load_dataset(str(tmp_path / "syn")).read_items() == {}
+
+
+def test_sequential_mode_follows_transitions_and_splits_leave_one_out(tmp_path):
+    from raymm.data.splits import time_order
+    from raymm.data.synthetic import _factors, _transition
+
+    cfg = _cfg(sequential=True, split="loo", transition=4.0, affinity=0.5, shard_rows=2500)
+    m = generate(cfg, str(tmp_path / "seq"))
+    assert m.split_protocol == "loo" and m.split_counts["val"] == m.split_counts["test"] == 300
+    ds = load_dataset(str(tmp_path / "seq"))
+    import pandas as pd
+    frame = pd.concat([pd.read_parquet(p) for p in ds.interaction_paths()], ignore_index=True)
+    frame = frame.iloc[time_order(frame["user_id"].to_numpy(), frame["timestamp"].to_numpy())]
+    assert (frame.groupby("user_id")["split"].agg(list).map(lambda s: s[-2:] == ["val", "test"])).all()
+    # consecutive items follow the transition: <q_prev M, q_next> is well above that of random pairs
+    _, _, q, _ = _factors(cfg)
+    t = _transition(cfg)
+    same = frame["user_id"].to_numpy()[1:] == frame["user_id"].to_numpy()[:-1]
+    items = frame["item_id"].to_numpy()
+    follow = np.einsum("nf,nf->n", q[items[:-1][same]] @ t, q[items[1:][same]]).mean()
+    rand = np.einsum("nf,nf->n", q[items[:-1][same]] @ t, q[np.random.default_rng(0).permutation(items[1:][same])]).mean()
+    assert follow > rand + 0.3
+
+
+def test_loo_split_refuses_fraction_options():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="apply to split: fraction"):
+        _cfg(split="loo", val_fraction=0.2)
