@@ -52,9 +52,11 @@ class SyntheticConfig(_Section):
 
     @model_validator(mode="after")
     def _split_options(self) -> "SyntheticConfig":
-        if self.split == "loo" and {"val_fraction", "test_fraction"} & self.model_fields_set:
+        defaults = type(self).model_fields
+        changed = {k for k in ("val_fraction", "test_fraction", "transition") if getattr(self, k) != defaults[k].default}
+        if self.split == "loo" and changed & {"val_fraction", "test_fraction"}:
             raise ValueError("data.synthetic.val_fraction/test_fraction apply to split: fraction, not loo")
-        if not self.sequential and "transition" in self.model_fields_set:
+        if not self.sequential and "transition" in changed:
             raise ValueError("data.synthetic.transition applies to sequential: true")
         return self
 
@@ -131,14 +133,16 @@ class EvalConfig(_Section):
     select_metric: str = "recall@20"
     user_batch_size: int = Field(1024, gt=0)
     every: int = Field(1, gt=0)
+    mask_history: bool = False  # sequential methods: never rank items already in the user's history
 
     @model_validator(mode="after")
     def _select(self) -> "EvalConfig":
         if any(k <= 0 for k in self.ks):
             raise ValueError("eval.ks must be positive")
         name, _, k = self.select_metric.partition("@")
-        if name not in {"recall", "ndcg", "precision", "hit"} or not k.isdigit() or int(k) not in self.ks:
-            raise ValueError(f"eval.select_metric {self.select_metric!r} must be <recall|ndcg|precision|hit>@K with K in eval.ks")
+        if name not in {"recall", "ndcg", "precision", "hit", "mrr"} or not k.isdigit() or int(k) not in self.ks:
+            raise ValueError(f"eval.select_metric {self.select_metric!r} must be <recall|ndcg|precision|hit|mrr>@K "
+                             "with K in eval.ks")
         return self
 
 
@@ -172,6 +176,13 @@ class Config(_Section):
         if len(self.train.fanouts) < need:
             raise ValueError(f"train.fanouts has {len(self.train.fanouts)} layer(s); method {self.method.name} "
                              f"needs {need}")
+        if METHODS[self.method.name].family == "sequential" and self.mlflow.log_model:
+            raise ValueError(f"mlflow.log_model: the served recommender of sequential methods ({self.method.name}) "
+                             "is not built yet; set mlflow.log_model=false (the best model is still saved and logged "
+                             "as an artifact)")
+        if self.eval.mask_history and METHODS[self.method.name].family != "sequential":
+            raise ValueError(f"eval.mask_history applies to sequential methods; {self.method.name} always masks "
+                             "the user's training items")
         return self
 
 

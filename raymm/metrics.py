@@ -34,4 +34,11 @@ def ndcg_at_k(hits: torch.Tensor, num_relevant: torch.Tensor, k: int) -> torch.T
     return dcg / idcg
 
 
-METRICS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "precision": precision_at_k, "hit": hit_at_k}
+def mrr_at_k(hits: torch.Tensor, num_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """1 / (rank of the first relevant item + 1) when it is in the top-k, else 0."""
+    top = hits[:, :k]
+    first = top.float().argmax(1)
+    return torch.where(top.any(1), 1.0 / (first + 1).float(), torch.zeros_like(first, dtype=torch.float32))
+
+
+METRICS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "precision": precision_at_k, "hit": hit_at_k, "mrr": mrr_at_k}

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from raymm.evaluation import metric_sums
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.losses import bpr_loss, l2_penalty
 from raymm.models.lightgcn import LightGCN
 from raymm.models.registry import to_payload
-from raymm.sampling import Batch, NegativeSampler, make_batch
+from raymm.sampling import Batch, NegativeSampler, NeighbourSampler, make_batch
 
 if TYPE_CHECKING:
     from raymm.config import Config
@@ -52,8 +53,10 @@ class Task:
     """What one stage optimises; the default is LightGCN with BPR (He et al., SIGIR 2020, eq. 15):
     ``L = BPR(e_u, e_p, e_n) + train.reg_weight * ||E^0_batch||^2``.
 
-    A task supplies the module, the optimiser, the per-batch loss, the module that ranks, and the
-    payload saved as the best model.
+    A task supplies the module, the optimiser, the batches (from the streamed training rows), the
+    per-batch loss, the evaluation, the module that ranks, and the payload saved as the best model.
+    The defaults are the graph family's: sampled neighbourhoods, BPR triplets, and full ranking
+    from user and item embeddings (:mod:`raymm.methods.sequential` has the sequential family's).
     """
 
     list_negatives = 0
@@ -77,6 +80,32 @@ class Task:
 
     def on_fresh_start(self, device) -> None:
         """Called once before the first epoch of a run that is not resumed."""
+
+    def setup(self, rank: int, world: int, device) -> None:
+        """Per-worker state, once before training: samplers and this worker's evaluation shards."""
+        self.device = device
+        self.neighbours = NeighbourSampler(self.graph, self.cfg.train.fanouts, self.normalization)
+        self.adj = self.graph.normalized_adjacency(device, self.normalization)
+        self.eval_splits = {"val": self.shared.val.shard(rank, world),
+                            "test": self.shared.test.shard(rank, world) if self.shared.test is not None else None}
+
+    def start_epoch(self, seed: int) -> None:
+        """Per-epoch randomness (negatives), seeded per worker and epoch."""
+        self.negatives = NegativeSampler(self.graph, seed=seed)
+
+    def batch_from_rows(self, rows: dict[str, np.ndarray]):
+        """A training batch from streamed interaction rows (``user_id``, ``item_id``), on the device."""
+        users, pos = rows["user_id"].astype(np.int64), rows["item_id"].astype(np.int64)
+        return self.make_batch(users, pos, self.negatives, self.neighbours).to(self.device)
+
+    def has_split(self, which: str) -> bool:
+        return self.eval_splits.get(which) is not None
+
+    def eval_sums(self, which: str) -> torch.Tensor:
+        """This worker's metric sums on ``val`` or ``test`` (:func:`raymm.evaluation.metric_sums`)."""
+        users, items = self.ranking_module().full_embeddings(self.adj)
+        return metric_sums(users, items, self.eval_splits[which], self.graph, self.cfg.eval.ks,
+                           self.cfg.eval.user_batch_size)
 
     def make_batch(self, users: np.ndarray, pos: np.ndarray, negatives: NegativeSampler, sampler) -> Batch:
         neg = negatives.sample(users, 1)
@@ -119,6 +148,7 @@ class Method:
     what differs; see :mod:`raymm.methods.sgfd` for a worked example."""
 
     name: ClassVar[str]
+    family: ClassVar[str] = "graph"  # graph (user/item embeddings) | sequential (next item from a history)
     config_cls: ClassVar[type | None] = None  # its ``method.<name>`` section, None when it has no options
     needs_features: ClassVar[bool] = False
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from raymm.methods.base import Method
 from raymm.methods.lightgcn import METHOD as LIGHTGCN
 from raymm.methods.promptmm import METHOD as PROMPTMM
+from raymm.methods.sasrec import METHOD as SASREC
 from raymm.methods.sgfd import METHOD as SGFD
 
-METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD)}
+METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC)}
 
 
 def get_method(name: str) -> Method:

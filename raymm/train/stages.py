@@ -143,19 +143,22 @@ def efficiency_report(cfg: Config, shared: SharedData, outcome: Outcome, final: 
     roles.append(("student" if roles else "model", final))
     for role, stage in roles:
         model = from_payload(outcome.payloads[stage], shared.features, stage)
-        adj = graph.normalized_adjacency(normalization=model.normalization)
         prompt = getattr(model, "prompt", None)
         result = outcome.results.get(stage)
+        latency = None
+        if hasattr(model, "full_embeddings"):  # the graph family's served tables; sequential: not measured yet
+            latency = serving_latency(model, graph.normalized_adjacency(normalization=model.normalization), graph)
         report[role] = {"parameters": count_parameters(model, exclude_prefix="prompt."),
                         "prompt_parameters": count_parameters(prompt) if prompt is not None else 0,
                         "seconds_per_epoch": result.seconds_per_epoch if result else None,
-                        "latency": serving_latency(model, adj, graph)}
+                        "latency": latency}
     return report
 
 
 def format_report(report: dict) -> str:
-    users = next(iter(report.values()))["latency"]["users"]
-    lines = [f"[raymm] efficiency (top-20 over all items for {users} users, median of 5, this process's CPU):"]
+    latency = next(iter(report.values()))["latency"]
+    what = f"top-20 over all items for {latency['users']} users, median of 5, " if latency else ""
+    lines = [f"[raymm] efficiency ({what}this process's CPU):"]
     for role in ("teacher", "student", "model"):
         r = report.get(role)
         if not r:
@@ -165,8 +168,9 @@ def format_report(report: dict) -> str:
             params += f" (+ {r['prompt_parameters']:,} prompt)"
         epoch = "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f} s/epoch"
         lat = r["latency"]
-        lines.append(f"  {role}: {params}; training {epoch}; serving from weights "
-                     f"{lat['from_weights_s'] * 1000:.1f} ms, from embedding tables {lat['from_tables_s'] * 1000:.1f} ms")
+        serving = (f"; serving from weights {lat['from_weights_s'] * 1000:.1f} ms, from embedding tables "
+                   f"{lat['from_tables_s'] * 1000:.1f} ms") if lat else ""
+        lines.append(f"  {role}: {params}; training {epoch}{serving}")
     return "\n".join(lines)
 
 
@@ -178,6 +182,7 @@ def flat_report(report: dict) -> dict[str, float]:
             out["prompt_parameters"] = r["prompt_parameters"]
         if r["seconds_per_epoch"] is not None:
             out[f"{role}_seconds_per_epoch"] = r["seconds_per_epoch"]
-        out[f"{role}_serving_from_weights_ms"] = r["latency"]["from_weights_s"] * 1000
-        out[f"{role}_serving_from_tables_ms"] = r["latency"]["from_tables_s"] * 1000
+        if r["latency"]:
+            out[f"{role}_serving_from_weights_ms"] = r["latency"]["from_weights_s"] * 1000
+            out[f"{role}_serving_from_tables_ms"] = r["latency"]["from_tables_s"] * 1000
     return out

@@ -21,9 +21,7 @@ import torch.distributed as dist
 
 from raymm.config import Config
 from raymm.errors import DivergedError
-from raymm.evaluation import finalize, metric_sums
-from raymm.graph import EvalSplit, TrainGraph
-from raymm.sampling import NegativeSampler, NeighbourSampler
+from raymm.evaluation import finalize
 from raymm.methods.base import SharedData, Stage
 from raymm.train.state import TrainState, load_checkpoint, save_checkpoint
 from raymm.tracking import metric_key
@@ -35,10 +33,8 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _evaluate(module, adj, split: EvalSplit, graph: TrainGraph, cfg: Config) -> dict[str, float]:
-    users, items = module.full_embeddings(adj)
-    sums = metric_sums(users, items, split, graph, cfg.eval.ks, cfg.eval.user_batch_size)
-    return finalize(_all_reduce(sums).cpu(), cfg.eval.ks)
+def _evaluate(task, which: str, cfg: Config) -> dict[str, float]:
+    return finalize(_all_reduce(task.eval_sums(which)).cpu(), cfg.eval.ks)
 
 
 def peak_rss_mb() -> float:
@@ -61,7 +57,6 @@ def train_loop_per_worker(config: dict) -> None:
     spec: Stage = config["stage"]
     stage = spec.name
     log_fn = config.get("log_fn")
-    graph = shared.graph
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     num_nodes = _count_nodes(world)
@@ -93,10 +88,7 @@ def train_loop_per_worker(config: dict) -> None:
     if best_model is None:
         best_model = task.payload()
 
-    neighbours = NeighbourSampler(graph, cfg.train.fanouts, task.normalization)
-    adj = graph.normalized_adjacency(device, task.normalization)
-    val = shared.val.shard(rank, world)
-    test = shared.test.shard(rank, world) if shared.test is not None else None
+    task.setup(rank, world, device)
     shard = ray.train.get_dataset_shard("train")
     selector = cfg.eval.select_metric
 
@@ -105,7 +97,7 @@ def train_loop_per_worker(config: dict) -> None:
         return
     for epoch in range(state.next_epoch, epochs):
         epoch_seed = int(np.random.SeedSequence([cfg.train.seed, rank, epoch]).generate_state(1)[0])
-        negatives = NegativeSampler(graph, seed=epoch_seed)
+        task.start_epoch(epoch_seed)
         model.train()
         start = time.perf_counter()
         loss_sum = torch.zeros(2, dtype=torch.float64)
@@ -113,9 +105,8 @@ def train_loop_per_worker(config: dict) -> None:
         for step, rows in enumerate(shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy",
                                        local_shuffle_buffer_size=cfg.train.shuffle_buffer_rows or None,
                                        local_shuffle_seed=epoch_seed), start=1):
-            users = rows["user_id"].astype(np.int64)
-            pos = rows["item_id"].astype(np.int64)
-            batch = task.make_batch(users, pos, negatives, neighbours).to(device)
+            n = len(rows["user_id"])
+            batch = task.batch_from_rows(rows)
             loss, parts = task.loss(model, batch)
             if not torch.isfinite(loss):
                 _diverged(stage, epoch, step, f"the loss is {loss.item()}", parts)
@@ -125,9 +116,9 @@ def train_loop_per_worker(config: dict) -> None:
                 bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
                 _diverged(stage, epoch, step, f"the gradient of {', '.join(bad[:3])} is non-finite", parts)
             optimizer.step()
-            loss_sum += torch.tensor([loss.item() * len(users), len(users)], dtype=torch.float64)
+            loss_sum += torch.tensor([loss.item() * n, n], dtype=torch.float64)
             for k, v in parts.items():
-                part_sums[k] = part_sums.get(k, 0.0) + v * len(users)
+                part_sums[k] = part_sums.get(k, 0.0) + v * n
         train_seconds = time.perf_counter() - start
         bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
         if bad:  # never evaluated, saved as best or registered
@@ -145,15 +136,14 @@ def train_loop_per_worker(config: dict) -> None:
         if (epoch + 1) % cfg.eval.every == 0 or epoch + 1 == epochs:
             model.eval()
             eval_start = time.perf_counter()
-            ranker = task.ranking_module()
-            val_metrics = _evaluate(ranker, adj, val, graph, cfg)
+            val_metrics = _evaluate(task, "val", cfg)
             metrics.update({f"val_{k}": v for k, v in val_metrics.items()})
             if state.observe(epoch, val_metrics[selector], patience):
                 state.best_val = val_metrics
                 best_model = task.payload()
                 best_model["epoch"] = epoch
-                if test is not None:  # reported at the best validation epoch; never used to select
-                    state.best_test = _evaluate(ranker, adj, test, graph, cfg)
+                if task.has_split("test"):  # reported at the best validation epoch; never used to select
+                    state.best_test = _evaluate(task, "test", cfg)
             metrics["eval_seconds"] = time.perf_counter() - eval_start
         # epochs_done counts this run's epochs across restarts (Tune's training_iteration restarts at 1
         # when an interrupted trial is relaunched and its Train run resumes from a checkpoint)
@@ -163,7 +153,8 @@ def train_loop_per_worker(config: dict) -> None:
 
         if rank == 0:
             k = selector.split("@")[1]
-            shown = " ".join(f"{key}={metrics[key]:.4f}" for key in (f"val_{selector}", f"val_ndcg@{k}") if key in metrics)
+            keys = dict.fromkeys((f"val_{selector}", f"val_ndcg@{k}"))  # the selector first, no repeats
+            shown = " ".join(f"{key}={metrics[key]:.4f}" for key in keys if key in metrics)
             print(f"[raymm] {stage} epoch {epoch + 1}/{epochs} loss={metrics['train_loss']:.4f} {shown} "
                   f"({metrics['epoch_seconds']:.1f}s, {metrics['interactions_per_s']:.0f} interactions/s)", flush=True)
             if log_fn is not None:

@@ -1,0 +1,45 @@
+"""``method.name: sasrec``: SASRec alone (Kang and McAuley, ICDM 2018), the sequential family's
+no-distillation baseline. One stage; next-item cross-entropy; full-ranking next-item evaluation."""
+
+from __future__ import annotations
+
+from raymm.methods.base import Method, Stage
+from raymm.methods.sasrec.config import SASRecConfig
+from raymm.methods.sequential import SequentialTask, precompute_sequences
+from raymm.models.sasrec import SASRec
+
+
+class SASRecTask(SequentialTask):
+    def options(self) -> SASRecConfig:
+        return self.cfg.method.sasrec
+
+    def build(self):
+        o = self.options()
+        return SASRec(self.graph.num_items, self.cfg.model.embedding_dim, o.max_len, o.num_blocks, o.num_heads,
+                      o.dropout, self.cfg.model.init_std)
+
+
+class SASRecMethod(Method):
+    name = "sasrec"
+    family = "sequential"
+    config_cls = SASRecConfig
+
+    def check(self, cfg, dataset) -> None:
+        super().check(cfg, dataset)
+        if cfg.model.embedding_dim % cfg.method.sasrec.num_heads:
+            from raymm.errors import InputError
+
+            raise InputError(f"method.sasrec.num_heads={cfg.method.sasrec.num_heads} must divide "
+                             f"model.embedding_dim={cfg.model.embedding_dim}")
+
+    def min_fanout_layers(self, cfg) -> int:
+        return 0  # no neighbourhood sampling
+
+    def precompute(self, cfg, dataset, shared) -> None:
+        precompute_sequences(dataset, shared)
+
+    def stages(self, cfg):
+        return [Stage("sasrec", SASRecTask, cfg.train.epochs, cfg.train.patience)]
+
+
+METHOD = SASRecMethod()

@@ -1,0 +1,96 @@
+"""The sequential family's task: windows from the streamed training interactions, next-item loss,
+full-ranking next-item evaluation (:mod:`raymm.sequences`). SASRec, KDSR and ODMT build on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raymm.methods.base import SharedData, Task
+from raymm.models.registry import to_payload
+from raymm.sequences import SequenceData, next_item_sums
+
+
+class SeqBatch:
+    """(B, L) windows and (B,) targets of one training batch, on the device."""
+
+    def __init__(self, windows: torch.Tensor, targets: torch.Tensor):
+        self.windows, self.targets = windows, targets
+
+    def to(self, device) -> "SeqBatch":
+        return SeqBatch(self.windows.to(device), self.targets.to(device))
+
+
+def next_item_loss(state: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, negatives: int = 0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cross-entropy of the next item (SASRec trained with a softmax, as in BERT4Rec and the
+    sequential KD papers): (B, d) states, (I, d) item table, (B,) targets -> scalar.
+
+    ``negatives == 0``: full softmax over all I items. ``negatives > 0``: sampled softmax over the
+    target and ``negatives`` items drawn uniformly (shared by the batch; a drawn item equal to a
+    row's target is masked), for catalogues too large for a full softmax."""
+    if negatives == 0:
+        return F.cross_entropy(state @ items.T, targets)
+    neg = torch.randint(0, items.shape[0], (negatives,), device=state.device, generator=generator)
+    pos_logit = (state * items[targets]).sum(1, keepdim=True)  # (B, 1)
+    neg_logit = state @ items[neg].T  # (B, n)
+    neg_logit = neg_logit.masked_fill(neg[None, :] == targets[:, None], -torch.inf)
+    logits = torch.cat([pos_logit, neg_logit], 1)
+    return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=state.device))
+
+
+class SequentialTask(Task):
+    """Base of the sequential family. Subclasses build the module (which scores windows with
+    ``score(windows) -> (B, I)``) and may add loss terms; options come from :meth:`options`
+    (``max_len``, ``loss``, ``num_negatives``)."""
+
+    def options(self):
+        raise NotImplementedError
+
+    @property
+    def seq(self) -> SequenceData:
+        return self.shared.extras["sequences"]
+
+    def setup(self, rank: int, world: int, device) -> None:
+        self.device = device
+        self.eval_examples = {s: self.seq.examples(s)[rank::world] for s in ("val", "test")}
+
+    def start_epoch(self, seed: int) -> None:
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def batch_from_rows(self, rows: dict[str, np.ndarray]) -> SeqBatch:
+        pos = self.seq.positions(rows["user_id"].astype(np.int64), rows["item_id"].astype(np.int64))
+        pos = pos[self.seq.trainable(pos)]  # a user's first item has no history to predict it from
+        windows = self.seq.windows(pos, self.options().max_len)
+        return SeqBatch(torch.from_numpy(windows), torch.from_numpy(self.seq.items[pos])).to(self.device)
+
+    def loss(self, model: nn.Module, batch: SeqBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        opts = self.options()
+        state = model(batch.windows)
+        ce = next_item_loss(state, self.module.item_table(), batch.targets,
+                            opts.num_negatives if opts.loss == "sampled" else 0, self.generator)
+        return ce, {"ce": ce.item()}
+
+    @classmethod
+    def loss_label(cls, cfg) -> str:
+        return "next-item CE"
+
+    def has_split(self, which: str) -> bool:
+        return len(self.seq.examples(which)) > 0
+
+    def eval_sums(self, which: str) -> torch.Tensor:
+        ranker = self.ranking_module()
+        return next_item_sums(ranker.score, self.seq, self.eval_examples[which], self.options().max_len,
+                              self.cfg.eval.ks, self.cfg.eval.mask_history, self.device,
+                              self.cfg.eval.user_batch_size)
+
+    def payload(self) -> dict:
+        return to_payload(self.ranking_module())
+
+
+def precompute_sequences(dataset, shared: SharedData) -> None:
+    """The dataset's timelines, once on the driver (refuses data without timestamps or with a split
+    that is not ordered in time)."""
+    shared.extras["sequences"] = SequenceData.from_dataset(dataset)

@@ -1,0 +1,134 @@
+"""The sequence view of a dataset: every user's time-ordered timeline (all splits), the windows a
+sequential model reads, and next-item evaluation with full ranking.
+
+The sequential family's counterpart of :mod:`raymm.graph`. Built once on the driver and shared
+through the object store; Ray Data streams the training interactions (the targets) and each worker
+builds their windows here: the up to ``max_len`` items strictly before the target in its user's
+timeline, so a target never appears in its own window. Item ids in windows are shifted by one; 0 is
+padding (windows are left-padded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from raymm.data.schema import SPLITS, DataValidationError
+from raymm.data.splits import time_order
+from raymm.metrics import METRICS
+
+SPLIT_CODE = {s: n for n, s in enumerate(SPLITS)}  # train 0, val 1, test 2
+
+
+@dataclass
+class SequenceData:
+    num_users: int
+    num_items: int
+    indptr: np.ndarray  # (U+1,) user u's timeline is [indptr[u], indptr[u+1])
+    items: np.ndarray  # (n,) item ids, time-ordered per user
+    split: np.ndarray  # (n,) int8 split code of each position
+    keys: np.ndarray  # (n,) sorted user * I + item
+    key_pos: np.ndarray  # (n,) position of keys[k]
+
+    @classmethod
+    def from_arrays(cls, users: np.ndarray, items: np.ndarray, splits: np.ndarray, timestamps: np.ndarray,
+                    num_users: int, num_items: int, source: str = "<interactions>") -> "SequenceData":
+        """Timelines from per-interaction arrays (``splits`` as codes). Refuses a split that is not
+        time-ordered (a val/test item before a train item of the same user would leak the future)."""
+        order = time_order(users, timestamps)
+        u, it, sp = users[order], items[order].astype(np.int64), splits[order].astype(np.int8)
+        same_user = u[1:] == u[:-1]
+        back = np.flatnonzero(same_user & (sp[1:] < sp[:-1]))
+        if back.size:
+            k = int(order[back[0] + 1])
+            raise DataValidationError(source, f"user {int(u[back[0]])} has a {SPLITS[sp[back[0] + 1]]} interaction "
+                                      f"after a {SPLITS[sp[back[0]]]} one: sequential methods need splits ordered in "
+                                      "time (import with --split loo or ratio:<r>)", column="split", row=k)
+        indptr = np.r_[0, np.cumsum(np.bincount(u, minlength=num_users))].astype(np.int64)
+        keys = u.astype(np.int64) * num_items + it
+        key_order = np.argsort(keys, kind="stable")
+        return cls(num_users, num_items, indptr, it, sp, keys[key_order], key_order.astype(np.int64))
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "SequenceData":
+        """The dataset's timelines (it must have timestamps)."""
+        if not dataset.manifest.has_timestamp:
+            raise DataValidationError(dataset.uri, "sequential methods need a 'timestamp' column in the interactions",
+                                      column="timestamp")
+        dataset.read_interactions()  # validated (ids, duplicates, counts) as for every method
+        cols = {c: [] for c in ("user_id", "item_id", "split", "timestamp")}
+        for path in dataset.interaction_paths():
+            t = pq.read_table(path, filesystem=dataset.fs, columns=list(cols))
+            for c in cols:
+                cols[c].append(t.column(c).to_numpy(zero_copy_only=False))
+        u, i, s, ts = (np.concatenate(cols[c]) for c in cols)
+        codes = np.vectorize(SPLIT_CODE.get, otypes=[np.int8])(s) if len(s) else np.zeros(0, np.int8)
+        return cls.from_arrays(u.astype(np.int64), i, codes, ts.astype(np.int64), dataset.num_users,
+                               dataset.num_items, dataset.uri)
+
+    def positions(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(n,) timeline positions of the given (user, item) interactions."""
+        keys = users.astype(np.int64) * self.num_items + items
+        k = np.searchsorted(self.keys, keys)
+        if (k >= len(self.keys)).any() or (self.keys[np.minimum(k, len(self.keys) - 1)] != keys).any():
+            raise KeyError("interaction not in the sequence data")
+        return self.key_pos[k]
+
+    def user_of(self, pos: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.indptr, pos, side="right") - 1
+
+    def windows(self, pos: np.ndarray, max_len: int) -> np.ndarray:
+        """(n, max_len) int64: the items before each position in its user's timeline, oldest first,
+        shifted by one and left-padded with 0."""
+        start = self.indptr[self.user_of(pos)]
+        idx = pos[:, None] - max_len + np.arange(max_len)[None, :]  # (n, L) positions pos-L .. pos-1
+        valid = idx >= start[:, None]
+        return np.where(valid, self.items[np.maximum(idx, 0)] + 1, 0)
+
+    def examples(self, split: str) -> np.ndarray:
+        """Positions of the interactions of ``split`` (each is one next-item example)."""
+        return np.flatnonzero(self.split == SPLIT_CODE[split]).astype(np.int64)
+
+    def trainable(self, pos: np.ndarray) -> np.ndarray:
+        """Mask of positions with at least one item before them (a first item has no history)."""
+        return pos > self.indptr[self.user_of(pos)]
+
+
+@torch.no_grad()
+def next_item_sums(score_fn, seq: SequenceData, examples: np.ndarray, max_len: int, ks: list[int],
+                   mask_history: bool, device, batch_size: int = 512) -> torch.Tensor:
+    """Full-ranking next-item metric sums over ``examples`` (timeline positions), in
+    :func:`raymm.evaluation.metric_names` order, then the example count.
+
+    ``score_fn((b, L) windows) -> (b, I)`` scores every item. With ``mask_history`` every item of
+    the user's timeline before the target scores -inf (never ranked); otherwise nothing is masked.
+    A NaN score ranks lowest. One relevant item per example, so recall@K = hit@K (HR@K)."""
+    kmax = max(ks)
+    sums = torch.zeros(len(METRICS) * len(ks) + 1, dtype=torch.float64, device=device)
+    for s in range(0, len(examples), batch_size):
+        pos = examples[s:s + batch_size]
+        win = torch.from_numpy(seq.windows(pos, max_len)).to(device)
+        scores = torch.nan_to_num(score_fn(win).float(), nan=-torch.inf)
+        if mask_history:
+            start = seq.indptr[seq.user_of(pos)]
+            counts = pos - start
+            rows = np.repeat(np.arange(len(pos)), counts)
+            cols = seq.items[np.concatenate([np.arange(a, b) for a, b in zip(start, pos)])] if counts.sum() else \
+                np.zeros(0, np.int64)
+            scores[torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)] = -torch.inf
+        target = torch.from_numpy(seq.items[pos]).to(device)
+        top = torch.topk(scores, min(kmax, scores.shape[1]), dim=1)
+        hits = (top.indices == target[:, None]) & (top.values > -torch.inf)
+        if hits.shape[1] < kmax:
+            hits = torch.cat([hits, hits.new_zeros(len(pos), kmax - hits.shape[1])], 1)
+        ones = torch.ones(len(pos), dtype=torch.long, device=device)
+        i = 0
+        for fn in METRICS.values():
+            for k in ks:
+                sums[i] += fn(hits, ones, k).double().sum()
+                i += 1
+        sums[-1] += len(pos)
+    return sums

@@ -1,0 +1,44 @@
+import torch
+
+from raymm.methods.sequential import next_item_loss
+from raymm.models.registry import from_payload, to_payload
+from raymm.models.sasrec import SASRec, causal_mask
+
+
+def test_no_position_sees_the_future():
+    torch.manual_seed(0)
+    model = SASRec(num_items=20, dim=8, max_len=6, num_blocks=2, num_heads=2, dropout=0.0).eval()
+    w = torch.tensor([[0, 3, 5, 7, 9, 11]])
+    h = model.encode(model.embed(w), w)
+    w2 = w.clone()
+    w2[0, 4:] = torch.tensor([2, 4])  # change the last two items
+    h2 = model.encode(model.embed(w2), w2)
+    assert torch.allclose(h[0, :4], h2[0, :4], atol=1e-6)  # earlier positions unchanged
+    assert not torch.allclose(h[0, 4:], h2[0, 4:])
+
+
+def test_padding_is_invisible_and_never_nan():
+    torch.manual_seed(0)
+    model = SASRec(num_items=20, dim=8, max_len=5, dropout=0.0).eval()
+    short = torch.tensor([[0, 0, 0, 4, 6]])
+    other_pad = torch.tensor([[0, 0, 0, 4, 6]])
+    model.pos_emb.weight.data[:3] += 5.0  # positions of the padding only
+    assert torch.allclose(model(short), model(other_pad))
+    assert torch.isfinite(model.encode(model.embed(short), short)).all()
+    m = causal_mask(short, 1)
+    assert m.shape == (1, 5, 5) and not m.all(-1).any()  # no row fully blocked
+
+
+def test_full_and_sampled_softmax_and_payload_round_trip():
+    torch.manual_seed(0)
+    model = SASRec(num_items=30, dim=8, max_len=4, dropout=0.0)
+    w = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    state, items = model(w), model.item_table()
+    targets = torch.tensor([3, 8])
+    full = next_item_loss(state, items, targets)
+    assert torch.allclose(full, torch.nn.functional.cross_entropy(model.score(w), targets))
+    g = torch.Generator().manual_seed(0)
+    sampled = next_item_loss(state, items, targets, negatives=10, generator=g)
+    assert torch.isfinite(sampled) and sampled < full  # 11 candidates instead of 30
+    again = from_payload(to_payload(model))
+    assert torch.allclose(again.eval().score(w), model.eval().score(w))
