@@ -4,12 +4,13 @@ README section)."""
 from __future__ import annotations
 
 from raymm.methods.base import Method
+from raymm.methods.kdsr import METHOD as KDSR
 from raymm.methods.lightgcn import METHOD as LIGHTGCN
 from raymm.methods.promptmm import METHOD as PROMPTMM
 from raymm.methods.sasrec import METHOD as SASREC
 from raymm.methods.sgfd import METHOD as SGFD
 
-METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC)}
+METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR)}
 
 
 def get_method(name: str) -> Method:

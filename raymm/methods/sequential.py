@@ -69,7 +69,7 @@ class SequentialTask(Task):
     def loss(self, model: nn.Module, batch: SeqBatch) -> tuple[torch.Tensor, dict[str, float]]:
         opts = self.options()
         state = model(batch.windows)
-        ce = next_item_loss(state, self.module.item_table(), batch.targets,
+        ce = next_item_loss(state, self.ranking_module().item_table(), batch.targets,
                             opts.num_negatives if opts.loss == "sampled" else 0, self.generator)
         return ce, {"ce": ce.item()}
 

@@ -86,9 +86,13 @@ class SASRec(nn.Module):
         model.load_state_dict(payload["state_dict"])
         return model
 
+    def item_vectors(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, L) windows -> (B, L, d) item embeddings M (subclasses may fuse more into them)."""
+        return self.item_emb(windows)
+
     def embed(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, L) windows -> (B, L, d) input embeddings M + P, zero at padding."""
-        x = self.item_emb(windows) + self.pos_emb.weight[None, -windows.shape[1]:]
+        x = self.item_vectors(windows) + self.pos_emb.weight[None, -windows.shape[1]:]
         return self.drop(x) * (windows != 0).unsqueeze(-1)
 
     def encode(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:

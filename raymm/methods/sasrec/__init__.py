@@ -24,13 +24,17 @@ class SASRecMethod(Method):
     family = "sequential"
     config_cls = SASRecConfig
 
+    def options(self, cfg) -> SASRecConfig:
+        return cfg.method.sasrec
+
     def check(self, cfg, dataset) -> None:
         super().check(cfg, dataset)
-        if cfg.model.embedding_dim % cfg.method.sasrec.num_heads:
+        heads = self.options(cfg).num_heads
+        if cfg.model.embedding_dim % heads:
             from raymm.errors import InputError
 
-            raise InputError(f"method.sasrec.num_heads={cfg.method.sasrec.num_heads} must divide "
-                             f"model.embedding_dim={cfg.model.embedding_dim}")
+            raise InputError(f"method.{self.name}.num_heads={heads} must divide model.embedding_dim="
+                             f"{cfg.model.embedding_dim}")
 
     def min_fanout_layers(self, cfg) -> int:
         return 0  # no neighbourhood sampling
