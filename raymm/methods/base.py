@@ -89,8 +89,8 @@ class Task:
         self.eval_splits = {"val": self.shared.val.shard(rank, world),
                             "test": self.shared.test.shard(rank, world) if self.shared.test is not None else None}
 
-    def start_epoch(self, seed: int) -> None:
-        """Per-epoch randomness (negatives), seeded per worker and epoch."""
+    def start_epoch(self, seed: int, epoch: int = 0) -> None:
+        """Per-epoch state (negatives), seeded per worker and epoch; ``epoch`` counts from 0."""
         self.negatives = NegativeSampler(self.graph, seed=seed)
 
     def batch_from_rows(self, rows: dict[str, np.ndarray]):

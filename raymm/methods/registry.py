@@ -6,11 +6,12 @@ from __future__ import annotations
 from raymm.methods.base import Method
 from raymm.methods.kdsr import METHOD as KDSR
 from raymm.methods.lightgcn import METHOD as LIGHTGCN
+from raymm.methods.odmt import METHOD as ODMT
 from raymm.methods.promptmm import METHOD as PROMPTMM
 from raymm.methods.sasrec import METHOD as SASREC
 from raymm.methods.sgfd import METHOD as SGFD
 
-METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR)}
+METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR, ODMT)}
 
 
 def get_method(name: str) -> Method:

@@ -57,7 +57,8 @@ class SequentialTask(Task):
         self.device = device
         self.eval_examples = {s: self.seq.examples(s)[rank::world] for s in ("val", "test")}
 
-    def start_epoch(self, seed: int) -> None:
+    def start_epoch(self, seed: int, epoch: int = 0) -> None:
+        self.epoch = epoch
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def batch_from_rows(self, rows: dict[str, np.ndarray]) -> SeqBatch:

@@ -42,11 +42,41 @@ class CausalBlock(nn.Module):
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
+class CausalEncoder(nn.Module):
+    """Positions plus ``num_blocks`` causal blocks plus a final LayerNorm (SASRec's sequence
+    encoder, eq. 2-7): (B, L, d) item vectors and (B, L) windows -> (B, L, d) hidden states."""
+
+    def __init__(self, dim: int, max_len: int, num_blocks: int, num_heads: int, dropout: float, init_std: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.pos_emb = nn.Embedding(max_len, dim)
+        nn.init.normal_(self.pos_emb.weight, std=init_std)
+        self.blocks = nn.ModuleList(CausalBlock(dim, num_heads, dropout) for _ in range(num_blocks))
+        self.norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def embed(self, items: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """Item vectors plus positions, dropout, zero at padding."""
+        x = items + self.pos_emb.weight[None, -windows.shape[1]:]
+        return self.drop(x) * (windows != 0).unsqueeze(-1)
+
+    def encode(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        mask = causal_mask(windows, self.num_heads)
+        keep = (windows != 0).unsqueeze(-1)
+        for block in self.blocks:
+            x = block(x, mask) * keep
+        return self.norm(x)
+
+    def forward(self, items: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) item vectors, (B, L) windows -> (B, d) state at the last position."""
+        return self.encode(self.embed(items, windows), windows)[:, -1]
+
+
 @register("sasrec", version=1)
 class SASRec(nn.Module):
     r"""Item embeddings M plus learned positions P (eq. 1-2), ``num_blocks`` causal blocks, a final
-    LayerNorm; the hidden state at the last position is the user's state F, and item i scores
-    :math:`r_i = \langle F, M_i \rangle` (eq. 9, shared item embeddings).
+    LayerNorm (:class:`CausalEncoder`); the hidden state at the last position is the user's state
+    F, and item i scores :math:`r_i = \langle F, M_i \rangle` (eq. 9, shared item embeddings).
 
     Args:
         num_items: I (rows 1..I of the embedding; row 0 is padding).
@@ -67,14 +97,10 @@ class SASRec(nn.Module):
         self.num_items, self.dim, self.max_len = num_items, dim, max_len
         self.num_blocks, self.num_heads, self.dropout_rate = num_blocks, num_heads, dropout
         self.item_emb = nn.Embedding(num_items + 1, dim, padding_idx=0)
-        self.pos_emb = nn.Embedding(max_len, dim)
         nn.init.normal_(self.item_emb.weight, std=init_std)
-        nn.init.normal_(self.pos_emb.weight, std=init_std)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
-        self.blocks = nn.ModuleList(CausalBlock(dim, num_heads, dropout) for _ in range(num_blocks))
-        self.norm = nn.LayerNorm(dim)
-        self.drop = nn.Dropout(dropout)
+        self.encoder = CausalEncoder(dim, max_len, num_blocks, num_heads, dropout, init_std)
 
     def hparams(self) -> dict:
         return {"num_items": self.num_items, "dim": self.dim, "max_len": self.max_len,
@@ -92,16 +118,11 @@ class SASRec(nn.Module):
 
     def embed(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, L) windows -> (B, L, d) input embeddings M + P, zero at padding."""
-        x = self.item_vectors(windows) + self.pos_emb.weight[None, -windows.shape[1]:]
-        return self.drop(x) * (windows != 0).unsqueeze(-1)
+        return self.encoder.embed(self.item_vectors(windows), windows)
 
     def encode(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         """(B, L, d) embedded windows -> (B, L, d) hidden states (each position sees only the past)."""
-        mask = causal_mask(windows, self.num_heads)
-        keep = (windows != 0).unsqueeze(-1)
-        for block in self.blocks:
-            x = block(x, mask) * keep
-        return self.norm(x)
+        return self.encoder.encode(x, windows)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, L) windows -> (B, d) state at the last position."""

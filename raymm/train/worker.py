@@ -97,7 +97,7 @@ def train_loop_per_worker(config: dict) -> None:
         return
     for epoch in range(state.next_epoch, epochs):
         epoch_seed = int(np.random.SeedSequence([cfg.train.seed, rank, epoch]).generate_state(1)[0])
-        task.start_epoch(epoch_seed)
+        task.start_epoch(epoch_seed, epoch)
         model.train()
         start = time.perf_counter()
         loss_sum = torch.zeros(2, dtype=torch.float64)

@@ -22,7 +22,7 @@ def test_padding_is_invisible_and_never_nan():
     model = SASRec(num_items=20, dim=8, max_len=5, dropout=0.0).eval()
     short = torch.tensor([[0, 0, 0, 4, 6]])
     other_pad = torch.tensor([[0, 0, 0, 4, 6]])
-    model.pos_emb.weight.data[:3] += 5.0  # positions of the padding only
+    model.encoder.pos_emb.weight.data[:3] += 5.0  # positions of the padding only
     assert torch.allclose(model(short), model(other_pad))
     assert torch.isfinite(model.encode(model.embed(short), short)).all()
     m = causal_mask(short, 1)

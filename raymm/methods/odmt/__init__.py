@@ -1,0 +1,40 @@
+"""``method.name: odmt``: ODMT (Ji et al., ACM MM 2023; spec ``../shared/docs/methods.md``). Branches
+(ID and one per modality, any number) over an ID-aware multimodal item transformer teach each other
+online; one joint stage; the served model ranks by the mean of the branch scores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from raymm.errors import InputError
+from raymm.methods.base import Stage
+from raymm.methods.odmt.config import ODMTConfig
+from raymm.methods.odmt.tasks import ODMTTask
+from raymm.methods.sasrec import SASRecMethod
+
+
+class ODMTMethod(SASRecMethod):
+    name = "odmt"
+    config_cls = ODMTConfig
+    needs_features = True
+
+    def options(self, cfg):
+        return cfg.method.odmt
+
+    def check(self, cfg, dataset) -> None:
+        super().check(cfg, dataset)
+        if cfg.model.embedding_dim % cfg.method.odmt.item_heads:
+            raise InputError(f"method.odmt.item_heads={cfg.method.odmt.item_heads} must divide model.embedding_dim="
+                             f"{cfg.model.embedding_dim}")
+
+    def precompute(self, cfg, dataset, shared) -> None:
+        super().precompute(cfg, dataset, shared)
+        shared.features = dataset.read_all_features()
+        counts = shared.graph.degree[shared.graph.num_users:]  # training interactions per item
+        shared.extras["item_log_pop"] = np.log1p(counts).astype(np.float32)
+
+    def stages(self, cfg):
+        return [Stage("odmt", ODMTTask, cfg.train.epochs, cfg.train.patience)]
+
+
+METHOD = ODMTMethod()

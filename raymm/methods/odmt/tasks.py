@@ -1,0 +1,64 @@
+"""ODMT's single joint stage: every branch's in-batch softmax CE plus online KD between branches
+(ID -> each modality, ensemble -> ID), weighted by the sigmoid ramp-up (Ji et al., ACM MM 2023)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from raymm.methods.odmt.losses import in_batch_ce, in_batch_logits, online_kd, ramp_up
+from raymm.methods.sequential import SequentialTask
+from raymm.models.odmt import ODMTRec
+from raymm.sequences import next_item_sums
+
+
+class ODMTTask(SequentialTask):
+    def options(self):
+        return self.cfg.method.odmt
+
+    def build(self) -> nn.Module:
+        o = self.options()
+        return ODMTRec(self.graph.num_items, self.cfg.model.embedding_dim, o.max_len, self.shared.features,
+                       o.item_layers, o.item_heads, o.num_blocks, o.num_heads, o.dropout, self.cfg.model.init_std)
+
+    def setup(self, rank: int, world: int, device) -> None:
+        super().setup(rank, world, device)
+        pop = torch.from_numpy(self.shared.extras["item_log_pop"]) if self.options().popularity_debias else \
+            torch.zeros(self.graph.num_items)
+        self.log_pop = pop.float().to(device)
+
+    def loss(self, model, batch):
+        o, rec = self.options(), self.module
+        states = model(batch.windows)  # branch -> (B, d)
+        targets = batch.targets
+        vec = rec.item_vectors(targets + 1)
+        logits = {b: in_batch_logits(states[b], vec[b], targets, self.log_pop) for b in rec.branches}
+        parts = {}
+        total = 0.0
+        for b in rec.branches:
+            ce = in_batch_ce(logits[b])
+            total = total + ce
+            parts[f"ce_{b}"] = ce.item()
+        if o.kd_weight:
+            weight = o.kd_weight * ramp_up(self.epoch, o.ramp_up_epochs)
+            ensemble = torch.stack([logits[b] for b in rec.branches]).mean(0)
+            kd = sum(online_kd(logits[m], logits["id"], o.tau) for m in rec.modalities)
+            kd = kd + online_kd(logits["id"], ensemble, o.tau)
+            total = total + weight * kd
+            parts["kd"] = kd.item()
+        return total, parts
+
+    @classmethod
+    def loss_label(cls, cfg) -> str:
+        return "in-batch CE per branch" + (" + ramped online KD" if cfg.method.odmt.kd_weight else "")
+
+    def eval_sums(self, which: str) -> torch.Tensor:
+        rec = self.ranking_module()
+        table = rec.item_table()  # once per evaluation
+
+        def score(windows):
+            states = rec.states(windows)
+            return torch.stack([states[b] @ table[b].T for b in rec.branches]).mean(0)
+
+        return next_item_sums(score, self.seq, self.eval_examples[which], self.options().max_len, self.cfg.eval.ks,
+                              self.cfg.eval.mask_history, self.device, self.cfg.eval.user_batch_size)

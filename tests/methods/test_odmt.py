@@ -1,0 +1,68 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from raymm.methods.odmt.losses import in_batch_ce, in_batch_logits, online_kd, ramp_up
+from raymm.models.odmt import ODMTRec, id_aware_mask
+from raymm.models.registry import from_payload, to_payload
+
+
+def _model():
+    torch.manual_seed(0)
+    feats = {"image": np.random.default_rng(0).normal(size=(12, 6)).astype(np.float32),
+             "text": np.random.default_rng(1).normal(size=(12, 5)).astype(np.float32)}
+    return ODMTRec(12, 8, 4, feats, dropout=0.0).eval()
+
+
+def test_id_aware_mask_modal_tokens_cannot_see_the_id_token():
+    m = id_aware_mask(2)  # tokens [image, text, ID]
+    assert m.tolist() == [[False, False, True], [False, False, True], [False, False, False]]
+    model = _model()
+    ids = torch.tensor([1, 5, 9])
+    before = model.item_vectors(ids)
+    with torch.no_grad():
+        model.item_emb.weight[5] += 3.0  # change item 5's ID embedding
+    after = model.item_vectors(ids)
+    for b in ("image", "text"):  # the modal branches never see the ID token
+        assert torch.allclose(before[b], after[b], atol=1e-6)
+    assert not torch.allclose(before["id"][1], after["id"][1])  # the ID token attends to all
+    assert torch.allclose(before["id"][0], after["id"][0], atol=1e-6)
+
+
+def test_in_batch_logits_debias_and_mask_repeated_targets():
+    states = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    vec = torch.tensor([[2.0, 0.0], [0.0, 3.0], [2.0, 0.0]])
+    targets = torch.tensor([4, 7, 4])  # rows 0 and 2 share a target
+    log_pop = torch.zeros(10)
+    log_pop[7] = 1.0
+    logits = in_batch_logits(states, vec, targets, log_pop)
+    assert logits[0].tolist() == [2.0, -1.0, -math.inf]  # column 2 is row 0's own item: masked
+    assert logits[1].tolist() == [0.0, 2.0, 0.0]
+    assert logits[2, 2] == 2.0 and logits[2, 0] == -math.inf
+    assert in_batch_ce(logits).item() == pytest.approx(
+        np.mean([-math.log(math.exp(2) / (math.exp(2) + math.exp(-1))),
+                 -math.log(math.exp(2) / (2 + math.exp(2))),
+                 -math.log(math.exp(2) / (math.exp(2) + math.exp(2)))]), rel=1e-5)
+
+
+def test_online_kd_and_ramp_up_by_hand():
+    s = torch.tensor([[1.0, 0.0]])
+    t = torch.tensor([[0.0, 2.0]])
+    tau = 2.0
+    p = torch.softmax(t / tau, -1)
+    expect = tau ** 2 * -(p * torch.log_softmax(s / tau, -1)).sum()
+    assert online_kd(s, t, tau).item() == pytest.approx(expect.item())
+    assert ramp_up(0, 10) == pytest.approx(math.exp(-5)) and ramp_up(10, 10) == 1.0 and ramp_up(25, 10) == 1.0
+    assert ramp_up(5, 10) == pytest.approx(math.exp(-1.25)) and ramp_up(3, 0) == 1.0
+
+
+def test_inference_is_the_mean_of_branch_scores_and_payload_is_self_contained():
+    model = _model()
+    w = torch.tensor([[0, 2, 3, 4], [0, 0, 0, 7]])
+    states, table = model.states(w), model.item_table()
+    mean = sum(states[b] @ table[b].T for b in ("id", "image", "text")) / 3
+    assert torch.allclose(model.score(w), mean, atol=1e-5)
+    again = from_payload(to_payload(model))
+    assert torch.allclose(again.eval().score(w), model.score(w), atol=1e-6)
