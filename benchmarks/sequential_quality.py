@@ -1,0 +1,58 @@
+"""Sequential-family quality bars: the real job (``jobs/train.py``, 2 Ray workers) per method and
+seed; validation NDCG@10 / HR@10 at the best validation epoch (selection on validation only; test
+splits are for independent checks). History items are not masked (``eval.mask_history: false``).
+
+    .venv/bin/python benchmarks/sequential_quality.py synthetic [--seeds 0 1 2] [--quick]
+    .venv/bin/python benchmarks/sequential_quality.py ml100k       # needs bash scripts/get_movielens.sh
+
+synthetic: SASRec, KDSR and ODMT on ``conf/*.yaml`` (synthetic sequential data, leave-one-out);
+``--quick`` uses windows of 20 items and at most 20 epochs (patience 5) to fit a 2-core machine.
+ml100k: SASRec, KDSR, ODMT and the ablations (KDSR w/o holistic, w/o codes, w/o asynchronous
+learning; ODMT w/o online KD).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from runs import mean_sd, run
+
+SYNTHETIC = [("sasrec", "SASRec", ()), ("kdsr", "KDSR", ()), ("odmt", "ODMT", ())]
+ML100K = SYNTHETIC + [("kdsr", "KDSR w/o holistic", ("method.kdsr.holistic=false",)),
+                      ("kdsr", "KDSR w/o codes", ("method.kdsr.codes=false",)),
+                      ("kdsr", "KDSR w/o async", ("method.kdsr.slow_lr_divisor=1",)),
+                      ("odmt", "ODMT w/o online KD", ("method.odmt.kd_weight=0",))]
+
+
+def fmt(m: dict) -> str:
+    return f"{m['ndcg@10']:.4f} / {m['hit@10']:.4f}"
+
+
+def table(suite: str, variants, seeds, extra: tuple[str, ...], tag: str = "") -> None:
+    conf = (lambda m: f"conf/{m}.yaml") if suite == "synthetic" else (lambda m: f"conf/{m}_ml100k.yaml")
+    res = {}
+    for method, label, overrides in variants:
+        opts = [o.replace("METHOD", method) for o in extra]
+        slug = label.lower().replace(" ", "-").replace("/", "")
+        res[label] = [run(f"{suite}-seq{tag}-{slug}-s{seed}", conf(method), f"train.seed={seed}", *opts, *overrides)["val"]
+                      for seed in seeds]
+    print(f"\n{suite}: validation NDCG@10 / HR@10 at the best validation epoch (history not masked)")
+    print("| seed | " + " | ".join(label for _, label, _ in variants) + " |")
+    print("|---|" + "---|" * len(variants))
+    for i, seed in enumerate(seeds):
+        print(f"| {seed} | " + " | ".join(fmt(res[label][i]) for _, label, _ in variants) + " |")
+    print("| mean +- sd (NDCG@10) | " + " | ".join(mean_sd([r["ndcg@10"] for r in res[label]])
+                                                  for _, label, _ in variants) + " |")
+    for _, label, _ in variants[1:]:
+        wins = sum(r["ndcg@10"] >= b["ndcg@10"] for b, r in zip(res["SASRec"], res[label]))
+        print(f"{label} >= SASRec on {wins}/{len(seeds)} seeds")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=["synthetic", "ml100k"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="windows of 20, at most 20 epochs, patience 5")
+    args = parser.parse_args()
+    quick = ("method.METHOD.max_len=20", "train.epochs=20", "train.patience=5") if args.quick else ()
+    table(args.suite, SYNTHETIC if args.suite == "synthetic" else ML100K, args.seeds, quick, "-quick" if quick else "")
