@@ -3,6 +3,7 @@ Recall@20 / NDCG@20 tables (selection on validation only; test splits are for in
 
     .venv/bin/python benchmarks/sgfd_quality.py synthetic [--backbone lightgcn_m]   # 3 seeds x backbones x variants
     .venv/bin/python benchmarks/sgfd_quality.py tiktok        # 3 seeds: backbone, +SGFD, w/o CE, w/o KD, w/o fusion
+    .venv/bin/python benchmarks/sgfd_quality.py labels        # what the synthetic labels add to the features
 
 Up to 60 epochs with early stopping on validation (patience 10) for every variant: SGFD's extra
 terms slow the first epochs, and a 40-epoch cap stopped SGFD runs while they still improved.
@@ -55,13 +56,38 @@ def tiktok() -> None:
         print(f"| {label} | {mean_sd([r['recall@20'] for r in res])} | {mean_sd([r['ndcg@20'] for r in res])} |")
 
 
+def labels() -> None:
+    """Linear probes on the synthetic default (items 0-799 fit, 800-999 held out): how much of the
+    true item factors the features carry, and how well they predict the category labels."""
+    import numpy as np
+
+    from raymm.config import SyntheticConfig
+    from raymm.data import synthetic
+
+    cfg = SyntheticConfig()
+    _, _, q, _ = synthetic._factors(cfg)
+    x = np.concatenate(list(synthetic.modality_features(cfg, q).values()), 1)
+    x = np.c_[x, np.ones(len(x))]
+    y = synthetic.categories(cfg, q)
+    fit = np.arange(len(x)) < 800
+    w = np.linalg.lstsq(x[fit], q[fit], rcond=None)[0]
+    r2 = 1 - ((q[~fit] - x[~fit] @ w) ** 2).sum() / ((q[~fit] - q[~fit].mean(0)) ** 2).sum()
+    c = np.linalg.lstsq(x[fit], np.eye(cfg.num_categories)[y[fit]], rcond=None)[0]
+    acc = ((x[~fit] @ c).argmax(1) == y[~fit]).mean()
+    print(f"held-out R^2 of the {cfg.latent_dim}-d item factors from the features (linear): {r2:.3f}")
+    print(f"held-out accuracy of a linear probe for the {cfg.num_categories} categories: {acc:.3f} "
+          f"(majority class {np.bincount(y[~fit]).max() / (~fit).sum():.3f})")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["synthetic", "tiktok"])
+    parser.add_argument("suite", choices=["synthetic", "tiktok", "labels"])
     parser.add_argument("--backbone", action="append", choices=["lightgcn_m", "promptmm"],
                         help="synthetic: only these backbones (default: both)")
     args = parser.parse_args()
     if args.suite == "synthetic":
         synthetic(tuple(args.backbone or ("lightgcn_m", "promptmm")))
+    elif args.suite == "labels":
+        labels()
     else:
         tiktok()

@@ -72,16 +72,22 @@ def metric_sums(user_emb: torch.Tensor, item_emb: torch.Tensor, split: EvalSplit
         keys = torch.from_numpy(users).to(device).unsqueeze(1) * num_items + top
         pos = torch.searchsorted(eval_keys, keys).clamp(max=len(eval_keys) - 1)
         hits = (eval_keys[pos] == keys) & (score > -torch.inf)  # a NaN or masked score is never a hit
-        if hits.shape[1] < kmax:  # fewer items than kmax
-            hits = torch.cat([hits, hits.new_zeros(len(users), kmax - hits.shape[1])], 1)
-        num_rel = torch.from_numpy(num_rel_all[start:start + batch_size]).to(device)
-        i = 0
-        for fn in METRICS.values():
-            for k in ks:
-                sums[i] += fn(hits, num_rel, k).double().sum()
-                i += 1
-        sums[-1] += len(users)
+        add_metric_sums(sums, hits, torch.from_numpy(num_rel_all[start:start + batch_size]).to(device), ks)
     return sums
+
+
+def add_metric_sums(sums: torch.Tensor, hits: torch.Tensor, num_rel: torch.Tensor, ks: list[int]) -> None:
+    """Add a batch's per-metric sums (:func:`metric_names` order) and its row count to ``sums``:
+    (n, <= max(ks)) bool hits (padded here when there are fewer items than max(ks)), (n,) relevant counts."""
+    kmax = max(ks)
+    if hits.shape[1] < kmax:
+        hits = torch.cat([hits, hits.new_zeros(len(hits), kmax - hits.shape[1])], 1)
+    i = 0
+    for fn in METRICS.values():
+        for k in ks:
+            sums[i] += fn(hits, num_rel, k).double().sum()
+            i += 1
+    sums[-1] += len(hits)
 
 
 def finalize(sums: torch.Tensor, ks: list[int]) -> dict[str, float]:

@@ -18,6 +18,7 @@ import torch
 
 from raymm.data.schema import SPLITS, DataValidationError
 from raymm.data.splits import time_order
+from raymm.evaluation import add_metric_sums
 from raymm.metrics import METRICS
 
 SPLIT_CODE = {s: n for n, s in enumerate(SPLITS)}  # train 0, val 1, test 2
@@ -122,13 +123,5 @@ def next_item_sums(score_fn, seq: SequenceData, examples: np.ndarray, max_len: i
         target = torch.from_numpy(seq.items[pos]).to(device)
         top = torch.topk(scores, min(kmax, scores.shape[1]), dim=1)
         hits = (top.indices == target[:, None]) & (top.values > -torch.inf)
-        if hits.shape[1] < kmax:
-            hits = torch.cat([hits, hits.new_zeros(len(pos), kmax - hits.shape[1])], 1)
-        ones = torch.ones(len(pos), dtype=torch.long, device=device)
-        i = 0
-        for fn in METRICS.values():
-            for k in ks:
-                sums[i] += fn(hits, ones, k).double().sum()
-                i += 1
-        sums[-1] += len(pos)
+        add_metric_sums(sums, hits, torch.ones(len(pos), dtype=torch.long, device=device), ks)
     return sums
