@@ -91,6 +91,10 @@ def ranking_tables(ref: str, graph, features: dict | None = None, tracking_uri: 
         from raymm.models.registry import from_payload
 
         model = from_payload(load_payload(ref, tracking_uri), features, ref)
+        if not hasattr(model, "full_embeddings"):
+            raise ModelMismatchError(f"{ref} is a sequential model ({type(model).__name__}): it ranks from a user's "
+                                     "history, not from user embeddings; jobs/evaluate.py does not score those yet "
+                                     "(its validation and test metrics are in the training run's metrics.json)")
         users, items = model.full_embeddings(graph.normalized_adjacency(normalization=model.normalization))
     if (users.shape[0], items.shape[0]) != (graph.num_users, graph.num_items):
         raise ModelMismatchError(f"model {ref} has {users.shape[0]} users / {items.shape[0]} items, the dataset has "

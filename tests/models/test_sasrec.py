@@ -42,3 +42,18 @@ def test_full_and_sampled_softmax_and_payload_round_trip():
     assert torch.isfinite(sampled) and sampled < full  # 11 candidates instead of 30
     again = from_payload(to_payload(model))
     assert torch.allclose(again.eval().score(w), model.eval().score(w))
+
+
+def test_graph_evaluation_refuses_a_sequential_model_clearly(tmp_path):
+    import numpy as np
+    import pytest
+
+    from raymm.errors import ModelMismatchError
+    from raymm.graph import TrainGraph
+    from raymm.model_io import ranking_tables
+
+    path = tmp_path / "sasrec.pt"
+    torch.save(to_payload(SASRec(num_items=5, dim=4, max_len=3)), path)
+    graph = TrainGraph.from_interactions(np.array([0]), np.array([1]), 1, 5)
+    with pytest.raises(ModelMismatchError, match="is a sequential model"):
+        ranking_tables(str(path), graph)
