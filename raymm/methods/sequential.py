@@ -23,19 +23,22 @@ class SeqBatch:
         return SeqBatch(self.windows.to(device), self.targets.to(device))
 
 
-def next_item_loss(state: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, negatives: int = 0,
+def next_item_loss(state: torch.Tensor, item_rows, num_items: int, targets: torch.Tensor, negatives: int = 0,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Cross-entropy of the next item (SASRec trained with a softmax, as in BERT4Rec and the
-    sequential KD papers): (B, d) states, (I, d) item table, (B,) targets -> scalar.
+    sequential KD papers): (B, d) states, ``item_rows((n,) item ids) -> (n, d)`` vectors, (B,)
+    targets -> scalar.
 
-    ``negatives == 0``: full softmax over all I items. ``negatives > 0``: sampled softmax over the
-    target and ``negatives`` items drawn uniformly (shared by the batch; a drawn item equal to a
-    row's target is masked), for catalogues too large for a full softmax."""
+    ``negatives == 0``: full softmax over all ``num_items`` items. ``negatives > 0``: sampled
+    softmax over the target and ``negatives`` items drawn uniformly (shared by the batch; a drawn
+    item equal to a row's target is masked); only those items' vectors are computed, so memory and
+    time do not grow with the catalogue."""
     if negatives == 0:
+        items = item_rows(torch.arange(num_items, device=state.device))
         return F.cross_entropy(state @ items.T, targets)
-    neg = torch.randint(0, items.shape[0], (negatives,), device=state.device, generator=generator)
-    pos_logit = (state * items[targets]).sum(1, keepdim=True)  # (B, 1)
-    neg_logit = state @ items[neg].T  # (B, n)
+    neg = torch.randint(0, num_items, (negatives,), device=state.device, generator=generator)
+    pos_logit = (state * item_rows(targets)).sum(1, keepdim=True)  # (B, 1)
+    neg_logit = state @ item_rows(neg).T  # (B, n)
     neg_logit = neg_logit.masked_fill(neg[None, :] == targets[:, None], -torch.inf)
     logits = torch.cat([pos_logit, neg_logit], 1)
     return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=state.device))
@@ -70,7 +73,8 @@ class SequentialTask(Task):
     def loss(self, model: nn.Module, batch: SeqBatch) -> tuple[torch.Tensor, dict[str, float]]:
         opts = self.options()
         state = model(batch.windows)
-        ce = next_item_loss(state, self.ranking_module().item_table(), batch.targets,
+        rec = self.ranking_module()
+        ce = next_item_loss(state, rec.item_rows, rec.num_items, batch.targets,
                             opts.num_negatives if opts.loss == "sampled" else 0, self.generator)
         return ce, {"ce": ce.item()}
 

@@ -128,6 +128,10 @@ class SASRec(nn.Module):
         """(B, L) windows -> (B, d) state at the last position."""
         return self.encode(self.embed(windows), windows)[:, -1]
 
+    def item_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """(n,) item ids (not shifted) -> (n, d) output item vectors."""
+        return self.item_vectors(ids + 1)
+
     def item_table(self) -> torch.Tensor:
         """(I, d) item embeddings (row i = item i)."""
         return self.item_emb.weight[1:]
