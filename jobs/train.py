@@ -16,7 +16,6 @@ import os
 import sys
 import time
 
-import torch
 import yaml
 
 from raymm.cli import report_input_errors
@@ -24,7 +23,7 @@ from raymm.cluster import check_fit, init_ray
 from raymm.config import ConfigError, load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.models.registry import from_payload
-from raymm.serving import log_recommender
+from raymm.serving import log_served_model
 from raymm.storage import check_output_dir
 from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command, write_json
 from raymm.train.run import build_shared, run_name_for
@@ -103,12 +102,9 @@ if child_runs:
 tracker.log_metrics(flat_report(report))
 metrics_path = write_json(results, os.path.join(run_dir, "metrics.json"))
 if cfg.mlflow.log_model:
-    model = from_payload(final.best_model, shared.features)
-    with torch.no_grad():
-        users, items = model.full_embeddings(shared.graph.normalized_adjacency(normalization=model.normalization))
     registered = cfg.mlflow.registered_model.format(method=cfg.method.name) if cfg.mlflow.registered_model else None
-    info = log_recommender(tracker.run_id, tracker.uri, "model", users, items, shared.graph, 20,
-                           {"weights": os.path.join(run_dir, f"{final.stage}_best_model.pt")}, registered)
+    info = log_served_model(tracker.run_id, tracker.uri, "model", from_payload(final.best_model, shared.features),
+                            os.path.join(run_dir, f"{final.stage}_best_model.pt"), shared.graph, 20, registered)
     results["model_uri"] = info.model_uri
     if registered:
         results["registered_model"] = f"models:/{registered}/{info.registered_model_version}"

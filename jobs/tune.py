@@ -16,10 +16,9 @@ import torch
 from raymm.cli import report_input_errors
 from raymm.cluster import check_fit, init_ray
 from raymm.data.prepare import prepare_dataset
-from raymm.evaluation import finalize, metric_sums
 from raymm.model_io import load_payload
 from raymm.models.registry import from_payload
-from raymm.serving import log_recommender
+from raymm.serving import log_served_model, model_metrics
 from raymm.storage import check_output_dir, tune_storage
 from raymm.sweep import build_tuner, champion_record, plots, summarize, write_summary
 from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command
@@ -74,13 +73,10 @@ reg = sweep.registry
 served = {"": payloads[plan.final.name], **plan.method.served_extras(payloads)}
 for suffix, payload in served.items():
     model = from_payload(payload, shared.features, suffix or plan.final.name)
-    with torch.no_grad():
-        users, items = model.full_embeddings(shared.graph.normalized_adjacency(normalization=model.normalization))
     name = f"{reg.model_name}-{suffix}" if suffix else reg.model_name
     if not suffix:
-        val = finalize(metric_sums(users, items, shared.val, shared.graph, cfg.eval.ks), cfg.eval.ks)
-        test = (finalize(metric_sums(users, items, shared.test, shared.graph, cfg.eval.ks), cfg.eval.ks)
-                if shared.test else {})
+        val = model_metrics(model, shared, cfg, "val")
+        test = model_metrics(model, shared, cfg, "test") if shared.test else {}
         tracker.log_metrics(val, prefix="champion_val_")
         if test:
             tracker.log_metrics(test, prefix="champion_test_")
@@ -91,8 +87,8 @@ for suffix, payload in served.items():
               + (f", test {sel}={test[sel]:.4f}" if test else ""), flush=True)
     weights = os.path.join(out_dir, f"champion_{suffix or plan.final.name}.pt")
     torch.save(payload, weights)
-    info = log_recommender(tracker.run_id, tracker.uri, f"champion_{suffix or plan.final.name}", users, items,
-                           shared.graph, reg.top_k, {"config": record, "weights": weights}, name, reg.alias)
+    info = log_served_model(tracker.run_id, tracker.uri, f"champion_{suffix or plan.final.name}", model, weights,
+                            shared.graph, reg.top_k, name, reg.alias, {"config": record})
     print(f"[raymm] registered models:/{name}@{reg.alias} (version {info.registered_model_version})", flush=True)
 tracker.finish()
 print(f"[raymm] sweep summary: {out_dir}; see it with: {ui_command(tracker.uri)}")

@@ -176,10 +176,6 @@ class Config(_Section):
         if len(self.train.fanouts) < need:
             raise ValueError(f"train.fanouts has {len(self.train.fanouts)} layer(s); method {self.method.name} "
                              f"needs {need}")
-        if METHODS[self.method.name].family == "sequential" and self.mlflow.log_model:
-            raise ValueError(f"mlflow.log_model: the served recommender of sequential methods ({self.method.name}) "
-                             "is not built yet; set mlflow.log_model=false (the best model is still saved and logged "
-                             "as an artifact)")
         if self.eval.mask_history and METHODS[self.method.name].family != "sequential":
             raise ValueError(f"eval.mask_history applies to sequential methods; {self.method.name} always masks "
                              "the user's training items")

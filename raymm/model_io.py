@@ -61,8 +61,9 @@ def is_served_model(ref: str) -> bool:
     return ref.startswith("runs:/") and not ref.rstrip("/").endswith(".pt")
 
 
-def load_recommender(ref: str, tracking_uri: str | None = None):
-    """The served :class:`raymm.serving.RecommenderModel` behind an MLflow model URI."""
+def load_served(ref: str, tracking_uri: str | None = None):
+    """The served raymm recommender behind an MLflow model URI: a :class:`raymm.serving.RecommenderModel`
+    (graph family) or a :class:`raymm.serving.SequentialRecommenderModel`."""
     import mlflow.pyfunc
 
     if tracking_uri:
@@ -72,12 +73,38 @@ def load_recommender(ref: str, tracking_uri: str | None = None):
     except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing model
         raise ModelMismatchError(f"{ref}: cannot load it from MLflow ({type(e).__name__}: "
                                  f"{str(e).splitlines()[0][:200]})") from None
-    from raymm.serving import RecommenderModel
+    from raymm.serving import RecommenderModel, SequentialRecommenderModel
 
     inner = model.unwrap_python_model()
-    if not isinstance(inner, RecommenderModel):
+    if not isinstance(inner, (RecommenderModel, SequentialRecommenderModel)):
         raise ModelMismatchError(f"{ref} is not a raymm recommender (it is a {type(inner).__name__})")
     return inner
+
+
+def load_recommender(ref: str, tracking_uri: str | None = None):
+    """The served :class:`raymm.serving.RecommenderModel` (user ids -> top-K) behind an MLflow model URI."""
+    from raymm.serving import RecommenderModel
+
+    inner = load_served(ref, tracking_uri)
+    if not isinstance(inner, RecommenderModel):
+        raise ModelMismatchError(f"{ref} is a sequential recommender: it ranks from a user's history (predict with a "
+                                 "'history' column, e.g. mlflow models predict), not from user ids")
+    return inner
+
+
+def sequential_model(ref: str, tracking_uri: str | None = None):
+    """The torch model behind ``ref`` when it is a sequential one (it ranks from histories:
+    ``score(windows)``), else None."""
+    from raymm.models.registry import from_payload, model_class
+    from raymm.serving import SequentialRecommenderModel
+
+    if is_served_model(ref):
+        inner = load_served(ref, tracking_uri)
+        return inner.model if isinstance(inner, SequentialRecommenderModel) else None
+    payload = load_payload(ref, tracking_uri)
+    if hasattr(model_class(payload, ref), "full_embeddings"):
+        return None
+    return from_payload(payload, None, ref).eval()
 
 
 def ranking_tables(ref: str, graph, features: dict | None = None, tracking_uri: str | None = None
@@ -93,8 +120,7 @@ def ranking_tables(ref: str, graph, features: dict | None = None, tracking_uri: 
         model = from_payload(load_payload(ref, tracking_uri), features, ref)
         if not hasattr(model, "full_embeddings"):
             raise ModelMismatchError(f"{ref} is a sequential model ({type(model).__name__}): it ranks from a user's "
-                                     "history, not from user embeddings; jobs/evaluate.py does not score those yet "
-                                     "(its validation and test metrics are in the training run's metrics.json)")
+                                     "history, not from user embeddings (raymm.model_io.sequential_model loads it)")
         users, items = model.full_embeddings(graph.normalized_adjacency(normalization=model.normalization))
     if (users.shape[0], items.shape[0]) != (graph.num_users, graph.num_items):
         raise ModelMismatchError(f"model {ref} has {users.shape[0]} users / {items.shape[0]} items, the dataset has "

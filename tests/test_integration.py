@@ -237,9 +237,19 @@ def test_sequential_distillation_job_end_to_end(tmp_path, method, extra, terms):
 
     run = MlflowClient(results["tracking_uri"]).get_run(results["mlflow_run_id"])
     assert terms <= set(run.data.metrics)
-    import torch
+    # the served recommender: registered, scored by jobs/evaluate.py exactly as in training, and it
+    # recommends from a history
+    assert results["registered_model"] == f"models:/raymm-{method}/1"
+    ev = subprocess.run([sys.executable, "jobs/evaluate.py", "--model", f"models:/raymm-{method}/1", "--tracking-uri",
+                         results["tracking_uri"], "--data", results["dataset"], "--ks", "5,10,20"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    scored = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert scored["ndcg@10"] == pytest.approx(results["val"]["ndcg@10"], abs=1e-5)
+    import mlflow.pyfunc
+    import pandas as pd
 
-    from raymm.models.registry import from_payload
-
-    payload = torch.load(os.path.join(tmp_path, "runs", method, f"{method}_best_model.pt"))
-    assert from_payload(payload).score(torch.tensor([[0, 1, 2]])).shape == (1, 100)
+    mlflow.set_tracking_uri(results["tracking_uri"])
+    served = mlflow.pyfunc.load_model(f"models:/raymm-{method}/1")
+    recs = served.predict(pd.DataFrame({"user_id": [7], "history": [[3, 5, 9]]}), params={"k": 5})
+    assert recs["rank"].tolist() == [1, 2, 3, 4, 5] and not set(recs["item_id"]) & {3, 5, 9}

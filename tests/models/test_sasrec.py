@@ -57,3 +57,23 @@ def test_graph_evaluation_refuses_a_sequential_model_clearly(tmp_path):
     graph = TrainGraph.from_interactions(np.array([0]), np.array([1]), 1, 5)
     with pytest.raises(ModelMismatchError, match="is a sequential model"):
         ranking_tables(str(path), graph)
+
+
+def test_served_sequential_recommender_ranks_from_the_history():
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from raymm.serving import SequentialRecommenderModel
+
+    torch.manual_seed(0)
+    served = SequentialRecommenderModel()
+    served.model, served.default_k = SASRec(num_items=12, dim=8, max_len=3, dropout=0.0).eval(), 4
+    out = served.predict(None, pd.DataFrame({"history": [[1, 2, 3, 4], []]}))
+    assert out["user_id"].tolist() == [0] * 4 + [1] * 4 and not set(out["item_id"][:4]) & {1, 2, 3, 4}
+    # the last max_len items are the window: the same scores as the model's on that window
+    expect = served.model.score(torch.tensor([[3, 4, 5]]))[0]
+    expect[[1, 2, 3, 4]] = -torch.inf
+    assert out["item_id"][:4].tolist() == torch.topk(expect, 4).indices.tolist()
+    with pytest.raises(ValueError, match=r"history of row 0: item ids out of range \[0, 12\): \[12\]"):
+        served.recommend([np.array([12])])
