@@ -135,7 +135,8 @@ def log_sequential_recommender(run_id: str, tracking_uri: str, name: str, weight
                                extra_artifacts: dict[str, str] | None = None):
     """Log the sequential pyfunc recommender over the saved payload ``weights`` (with a signature
     and an input example) into ``run_id``; optionally register it. Returns the ModelInfo."""
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import Array, ColSpec, Schema
 
     from raymm.models.registry import from_payload
 
@@ -147,7 +148,9 @@ def log_sequential_recommender(run_id: str, tracking_uri: str, name: str, weight
         model = SequentialRecommenderModel()
         model.model, model.default_k = from_payload(payload).eval(), k
         example = pd.DataFrame({"user_id": [0, 1], "history": [[0, 1, 2], [3]]})
-        signature = infer_signature(example, model.predict(None, example), params={"k": k})
+        inferred = infer_signature(example, model.predict(None, example), params={"k": k})
+        inputs = Schema([ColSpec("long", "user_id", required=False), ColSpec(Array("long"), "history")])
+        signature = ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(name=name, python_model=SequentialRecommenderModel(),
                                            artifacts={"weights": path, **(extra_artifacts or {})}, signature=signature,

@@ -95,3 +95,11 @@ def test_bad_override_syntax():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("conf/tune").glob("*.yaml")))
+def test_every_shipped_sweep_is_valid(path):
+    from raymm.tuning import load_sweep
+
+    sweep, base = load_sweep(path, ["teacher_checkpoint=null"])  # (a saved teacher is checked when the sweep runs)
+    assert sweep.space and base.method.name
