@@ -27,19 +27,20 @@ VARIANTS = [("base", "backbone alone", BACKBONE_ONLY), ("full", "+ SGFD (w_ce 0.
             ("kd001", "+ SGFD (w_ce 0.1, w_kd 0.01, T 10)", ("method.sgfd.w_kd=0.01",))]
 
 
-def synthetic(backbones=("lightgcn_m", "promptmm")) -> None:
+def synthetic(backbones=("lightgcn_m", "promptmm"), only: tuple[str, ...] = ()) -> None:
+    variants = [v for v in VARIANTS if not only or v[0] in only]
     for backbone in backbones:
         res = {slug: [run(f"syn-sgfd-{backbone}-{slug}-s{seed}", "conf/sgfd.yaml", f"method.sgfd.backbone={backbone}",
                           f"train.seed={seed}", EPOCHS, *overrides)["val"] for seed in SEEDS]
-               for slug, _, overrides in VARIANTS}
+               for slug, _, overrides in variants}
         print(f"\n{backbone} backbone, validation Recall@20 / NDCG@20, each at its best validation epoch")
-        print("| seed | " + " | ".join(label for _, label, _ in VARIANTS) + " |")
-        print("|---|" + "---|" * len(VARIANTS))
+        print("| seed | " + " | ".join(label for _, label, _ in variants) + " |")
+        print("|---|" + "---|" * len(variants))
         for i, seed in enumerate(SEEDS):
-            print(f"| {seed} | " + " | ".join(fmt(res[slug][i]) for slug, _, _ in VARIANTS) + " |")
-        print("| mean +- sd | " + " | ".join(mean_sd([r["recall@20"] for r in res[slug]]) for slug, _, _ in VARIANTS)
+            print(f"| {seed} | " + " | ".join(fmt(res[slug][i]) for slug, _, _ in variants) + " |")
+        print("| mean +- sd | " + " | ".join(mean_sd([r["recall@20"] for r in res[slug]]) for slug, _, _ in variants)
               + " |")
-        for slug, label, _ in VARIANTS[1:]:
+        for slug, label, _ in variants[1:]:
             wins = sum(f["recall@20"] >= b["recall@20"] for b, f in zip(res["base"], res[slug]))
             print(f"{label} >= backbone alone on {wins}/{len(SEEDS)} seeds")
 
@@ -84,9 +85,11 @@ if __name__ == "__main__":
     parser.add_argument("suite", choices=["synthetic", "tiktok", "labels"])
     parser.add_argument("--backbone", action="append", choices=["lightgcn_m", "promptmm"],
                         help="synthetic: only these backbones (default: both)")
+    parser.add_argument("--variant", action="append", choices=[v[0] for v in VARIANTS],
+                        help="synthetic: only these variants (default: all)")
     args = parser.parse_args()
     if args.suite == "synthetic":
-        synthetic(tuple(args.backbone or ("lightgcn_m", "promptmm")))
+        synthetic(tuple(args.backbone or ("lightgcn_m", "promptmm")), tuple(args.variant or ()))
     elif args.suite == "labels":
         labels()
     else:
