@@ -408,3 +408,16 @@ def test_prompt_larger_than_a_feature_dimension(dataset, tmp_path):
     proc = _train(tmp_path / "out", "method.name=promptmm", f"method.promptmm.prompt.size={DIM + 1}", data=dataset)
     _refused(proc, f"method.promptmm.prompt.size={DIM + 1} is larger than the smallest feature dimension")
     _nothing_trained(tmp_path / "out")
+
+
+def test_time_split_flags_are_checked(tmp_path):
+    src = tmp_path / "ml"
+    src.mkdir()
+    rows = ["user_id:token\titem_id:token\ttimestamp:float"] + [f"0\t{i}\t{i}" for i in range(6)]
+    (src / "ml.inter").write_text("\n".join(rows) + "\n")
+    proc = _run("jobs/import_dataset.py", "--split", "ratio:0.7", str(src), str(tmp_path / "out" / "ds"))
+    _refused(proc, "split protocol 'ratio:0.7'", "loo", "ratio:<r>")
+    _nothing_imported(tmp_path / "out" / "ds")
+    proc = _run("jobs/import_dataset.py", "--split", "loo", "x.parquet", str(tmp_path / "out" / "ds2"),
+                "--feature", "a=b.npy")
+    assert proc.returncode != 0 and "x.parquet" in proc.stderr

@@ -8,8 +8,8 @@ Split protocols (``protocol`` strings, recorded in the manifest as ``split_proto
 - ``loo`` (leave-one-out; ODMT's protocol): users with at least ``min_len`` interactions; each
   user's last interaction is test, the second-last validation, the rest train. Other users are dropped.
 - ``ratio:<r>`` (KDSR's protocol uses r = 0.2): users with at least ``min_len`` interactions; the
-  last ``ceil(r n)`` of each timeline is test, the ``ceil(r n)`` before it validation (for model
-  selection; KDSR's paper has no validation split), the rest train (at least one item).
+  last ``ceil(r n)`` (at most ``(n - 1) // 2``) of each timeline is test, as many before it
+  validation (for model selection; KDSR's paper has no validation split), the rest train.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from raymm.data.schema import DataValidationError
+from raymm.errors import InputError
 
 
 def time_order(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def parse_protocol(protocol: str) -> tuple[str, float]:
             r = -1.0
         if 0 < r < 0.5:
             return "ratio", r
-    raise ValueError(f"split protocol {protocol!r}: expected 'loo' or 'ratio:<r>' with 0 < r < 0.5 (e.g. ratio:0.2)")
+    raise InputError(f"split protocol {protocol!r}: expected 'loo' or 'ratio:<r>' with 0 < r < 0.5 (e.g. ratio:0.2)")
 
 
 def assign_splits(users: np.ndarray, timestamps: np.ndarray, protocol: str, min_len: int = 5,
@@ -63,7 +64,7 @@ def assign_splits(users: np.ndarray, timestamps: np.ndarray, protocol: str, min_
     """
     kind, r = parse_protocol(protocol)
     if min_len < 3:
-        raise ValueError(f"min_len must be >= 3 (one train, one val, one test item), got {min_len}")
+        raise InputError(f"--min-len must be >= 3 (one train, one val, one test item), got {min_len}")
     if len(timestamps) and np.isnan(np.asarray(timestamps, dtype=np.float64)).any():
         row = int(np.flatnonzero(np.isnan(np.asarray(timestamps, dtype=np.float64)))[0])
         raise DataValidationError(source, "missing timestamp (time splits need one per interaction)",
