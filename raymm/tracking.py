@@ -57,6 +57,19 @@ def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
                                        "mlflow.tracking_uri to a running server (null: a local SQLite store)") from None
 
 
+def _init_sqlite_store(uri: str) -> None:
+    """Create a new SQLite store with its artifact root beside it (``<dir>/mlartifacts``). MLflow
+    otherwise gives the ``Default`` experiment it creates a location under the process's working
+    directory, which for ``ray job submit`` is a temporary copy deleted when the job ends."""
+    db = Path(uri[len("sqlite:///"):])
+    if db.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    SqlAlchemyStore(uri, (db.parent / "mlartifacts").as_uri()).engine.dispose()
+
+
 def ui_command(uri: str) -> str:
     """The command that opens ``uri`` in the MLflow UI, with this interpreter's ``mlflow`` by its full
     path (works without activating the virtual environment)."""
@@ -98,6 +111,8 @@ class Tracker:
 
         self.uri = tracking_uri(cfg)
         check_tracking_store(self.uri)
+        if self.uri.startswith("sqlite:///"):
+            _init_sqlite_store(self.uri)
         self.client = MlflowClient(self.uri)
         try:
             exp = self.client.get_experiment_by_name(cfg.mlflow.experiment)
