@@ -7,9 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source .venv/bin/activate
 source cluster/local_head.sh
-trap raymm_head_stop EXIT
+trap 'raymm_head_stop $?' EXIT   # on failure the head's logs are kept and their place printed
 raymm_head_start "${RAYMM_CPUS:-4}"
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--config conf/promptmm.yaml)
-ray job submit --address "$RAY_ADDRESS" --working-dir . -- \
-  python jobs/train.py "${args[@]}" "output.dir=$PWD/outputs"
+raymm_job_submit -- python jobs/train.py "${args[@]}" "output.dir=$PWD/outputs"
