@@ -101,3 +101,57 @@ def test_job_submit_then_driver_killed_and_resubmitted_resumes(head, tmp_path):
     assert "lightgcn epoch 1/6" not in logs, raymm_lines  # not started again
     results = json.loads((tmp_path / "runs" / run_name / "metrics.json").read_text())
     assert results["epochs_run"] == 6 and results["val"]["recall@20"] > 0.3
+
+
+def _cmdline(pid) -> str:
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:  # gone meanwhile
+        return ""
+
+
+def _listening(pids):
+    out = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    out.append((p.name(), " ".join(p.cmdline()[:3]), c.laddr.ip, c.laddr.port))
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_listening_sockets_are_what_the_readme_says(head, tmp_path):
+    """The README's security notes, checked on the cluster's own processes (by process id, while a
+    job runs): the dashboard / job server listens on 127.0.0.1 only; Ray 2.60 has no option to bind
+    its core processes (GCS, raylet, agents, workers, the job's driver) to loopback, so they listen
+    on every interface and the README says to firewall them; nothing of the cluster listens on a
+    port outside the ranges the README names."""
+    address, env = head
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "hold.py").write_text("import time, ray\nray.init()\nprint(ray.get(ray.put(1)))\ntime.sleep(30)\n")
+    sub = subprocess.run(["ray", "job", "submit", "--no-wait", "--working-dir", str(job), "--", "python", "hold.py"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    heads = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "--head" in p.info["cmdline"]
+             and any(address.rsplit(":", 1)[1] == a for a in p.info["cmdline"])]
+    assert len(heads) == 1, heads
+    deadline = time.monotonic() + 120
+    while True:  # until the job's driver (a process running hold.py) is up
+        procs = [heads[0].pid] + [c.pid for c in heads[0].children(recursive=True)]
+        sockets = _listening(procs)
+        if any("hold.py" in _cmdline(pid) for pid in procs):
+            break
+        assert time.monotonic() < deadline, "the job's driver never started"
+        time.sleep(1)
+    dash_port = int(address.rsplit(":", 1)[1])
+    dash = [s for s in sockets if s[3] == dash_port]
+    assert dash and {s[2] for s in dash} == {"127.0.0.1"}, dash  # the dashboard / job server: loopback only
+    # every other listener is one of the kinds the README lists: GCS, raylet, Ray's agents and workers
+    # (ray::*), the job's driver (python)
+    unknown = [s for s in sockets if s[3] != dash_port
+               and not (s[0] in ("gcs_server", "raylet", "python", "python3") or s[0].startswith("ray::"))]
+    assert not unknown, unknown
