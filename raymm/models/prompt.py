@@ -79,8 +79,8 @@ class SoftPrompt(nn.Module):
 
     def __init__(self, h_user: torch.Tensor, h_item: torch.Tensor, dim: int, dropout: float = 0.0):
         super().__init__()
-        self.register_buffer("h_user", torch.as_tensor(h_user, dtype=torch.float32))
-        self.register_buffer("h_item", torch.as_tensor(h_item, dtype=torch.float32))
+        self.register_buffer("h_user", torch.tensor(np.asarray(h_user), dtype=torch.float32))  # a copy: may be read-only
+        self.register_buffer("h_item", torch.tensor(np.asarray(h_item), dtype=torch.float32))
         k = self.h_user.shape[1]
         self.user = nn.Linear(k, dim)
         self.item = nn.Linear(k, dim)
