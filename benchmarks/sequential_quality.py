@@ -53,6 +53,11 @@ if __name__ == "__main__":
     parser.add_argument("suite", choices=["synthetic", "ml100k"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="windows of 20, at most 20 epochs, patience 5")
+    parser.add_argument("--methods", nargs="+", choices=["sasrec", "kdsr", "odmt"],
+                        help="synthetic: only these methods (default: all three)")
     args = parser.parse_args()
     quick = ("method.METHOD.max_len=20", "train.epochs=20", "train.patience=5") if args.quick else ()
-    table(args.suite, SYNTHETIC if args.suite == "synthetic" else ML100K, args.seeds, quick, "-quick" if quick else "")
+    variants = SYNTHETIC if args.suite == "synthetic" else ML100K
+    if args.methods:
+        variants = [v for v in variants if v[0] in args.methods or v[0] == "sasrec"]  # SASRec: the reference
+    table(args.suite, variants, args.seeds, quick, "-quick" if quick else "")
