@@ -14,13 +14,15 @@ from raymm.sequences import SequenceData, next_item_sums
 
 
 class SeqBatch:
-    """(B, L) windows and (B,) targets of one training batch, on the device."""
+    """(B, L) windows and (B,) targets of one training batch, on the device. ``weight`` is 0 for a
+    stand-in batch (one padding-only window) when none of the streamed rows had a history: the step
+    then runs the same graph with a zero loss, so every DDP worker still takes part."""
 
-    def __init__(self, windows: torch.Tensor, targets: torch.Tensor):
-        self.windows, self.targets = windows, targets
+    def __init__(self, windows: torch.Tensor, targets: torch.Tensor, weight: float = 1.0):
+        self.windows, self.targets, self.weight = windows, targets, weight
 
     def to(self, device) -> "SeqBatch":
-        return SeqBatch(self.windows.to(device), self.targets.to(device))
+        return SeqBatch(self.windows.to(device), self.targets.to(device), self.weight)
 
 
 def next_item_loss(state: torch.Tensor, item_rows, num_items: int, targets: torch.Tensor, negatives: int = 0,
@@ -67,6 +69,9 @@ class SequentialTask(Task):
     def batch_from_rows(self, rows: dict[str, np.ndarray]) -> SeqBatch:
         pos = self.seq.positions(rows["user_id"].astype(np.int64), rows["item_id"].astype(np.int64))
         pos = pos[self.seq.trainable(pos)]  # a user's first item has no history to predict it from
+        if not len(pos):
+            empty = torch.zeros(1, self.options().max_len, dtype=torch.long)
+            return SeqBatch(empty, torch.zeros(1, dtype=torch.long), weight=0.0).to(self.device)
         windows = self.seq.windows(pos, self.options().max_len)
         return SeqBatch(torch.from_numpy(windows), torch.from_numpy(self.seq.items[pos])).to(self.device)
 
@@ -76,7 +81,7 @@ class SequentialTask(Task):
         rec = self.ranking_module()
         ce = next_item_loss(state, rec.item_rows, rec.num_items, batch.targets,
                             opts.num_negatives if opts.loss == "sampled" else 0, self.generator)
-        return ce, {"ce": ce.item()}
+        return ce * batch.weight, {"ce": ce.item()}
 
     @classmethod
     def loss_label(cls, cfg) -> str:

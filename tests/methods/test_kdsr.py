@@ -120,3 +120,24 @@ def test_weights_must_name_the_dataset_modalities(tmp_path):
                                          "method.kdsr.weights={image: [1, 1]}"])
     with pytest.raises(InputError, match=r"weights names \['image'\] but the dataset's modalities are \['image', 'text'\]"):
         get_method("kdsr").check(cfg, prepare_dataset(cfg))
+
+
+@pytest.mark.parametrize("method", ["kdsr", "odmt", "sasrec"])
+def test_a_batch_of_first_items_is_a_zero_loss_step_not_a_divergence(method):
+    """A streamed batch whose rows all lack history (each user's first item) still runs the model
+    (every DDP worker takes part) with a finite, zero loss."""
+    from raymm.methods.registry import get_method
+
+    task, seq = _task()
+    cfg = load_config(f"conf/{method}.yaml", ["model.embedding_dim=8", f"method.{method}.max_len=4"])
+    (stage,) = get_method(method).stages(cfg)
+    task.shared.extras["item_log_pop"] = np.zeros(7, np.float32)  # what ODMT precomputes
+    task = stage.task(cfg, task.shared)
+    task.setup(0, 1, "cpu")
+    task.start_epoch(0, 5)
+    first = seq.indptr[:-1][np.diff(seq.indptr) > 0]
+    batch = task.batch_from_rows({"user_id": seq.user_of(first), "item_id": seq.items[first]})
+    assert batch.weight == 0.0
+    loss, parts = task.loss(task.module, batch)
+    assert torch.isfinite(loss) and loss.item() == 0.0
+    loss.backward()

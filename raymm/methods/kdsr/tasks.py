@@ -68,7 +68,7 @@ class KDSRTask(SequentialTask):
             h = rec.tables[m](w)  # (B, L, d_m) the student's modality embeddings
             if training.correlate is not None:
                 hol = holistic_loss(training.correlate[m](h), self.frozen[m][w], mask, o.tau)
-                total = total + w_h * hol
+                total = total + batch.weight * w_h * hol
                 parts[f"holistic_{m}"] = hol.item()
             if training.code_mlp is not None:
                 a, b = sample_window_pairs(w, o.pairs_per_window, self.generator)
@@ -77,7 +77,7 @@ class KDSRTask(SequentialTask):
                                           self.centres[m])
                 logits = training.code_mlp[m]((rec.tables[m](a) - rec.tables[m](b)).abs())
                 code = code_loss(logits, target)
-                total = total + w_c * code
+                total = total + batch.weight * w_c * code
                 parts[f"code_{m}"] = code.item()
         return total, parts
 

@@ -46,7 +46,7 @@ class ODMTTask(SequentialTask):
             kd = kd + online_kd(logits["id"], ensemble, o.tau)
             total = total + weight * kd
             parts["kd"] = kd.item()
-        return total, parts
+        return total * batch.weight, parts
 
     @classmethod
     def loss_label(cls, cfg) -> str:
