@@ -26,14 +26,13 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
     import torch
 
     from raymm.config import build_config
-    from raymm.data.splits import time_order
     from raymm.data.synthetic import _factors, interaction_shards, modality_features
     from raymm.graph import EvalSplit, TrainGraph
     from raymm.methods.base import SharedData
     from raymm.methods.kdsr import training_pairs
     from raymm.methods.kdsr.losses import fit_codes
     from raymm.methods.registry import get_method
-    from raymm.sequences import SPLIT_CODE, SequenceData
+    from raymm.sequences import SequenceData
 
     torch.set_num_threads(2)
     users = max(100, interactions // 40)
@@ -43,14 +42,12 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
                             "data.synthetic.split=loo", "model.embedding_dim=64"])
     syn = cfg.data.synthetic
     start = time.perf_counter()
-    cols = {k: [] for k in ("user_id", "item_id", "split", "timestamp")}
-    for t in interaction_shards(syn):
-        for k in cols:
-            cols[k].append(t.column(k).to_numpy(zero_copy_only=False))
-    u, i, s, ts = (np.concatenate(cols[k]) for k in cols)
-    codes = np.array([SPLIT_CODE[x] for x in s], np.int8)
+    shards = list(interaction_shards(syn))
     gen_s = time.perf_counter() - start
-    seq = SequenceData.from_arrays(u, i, codes, ts, syn.num_users, items)
+    seq = SequenceData.from_tables(((f"shard {n}", t) for n, t in enumerate(shards)), syn.num_users, items,
+                                   "synthetic")
+    u, i = seq.user_of(np.arange(len(seq.items))), seq.items
+    codes = seq.split
     tr = codes == 0
     feats = modality_features(syn, _factors(syn)[2])
     shared = SharedData(TrainGraph.from_interactions(u[tr], i[tr], syn.num_users, items),

@@ -13,15 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from raymm.data.schema import SPLITS, DataValidationError
 from raymm.data.splits import time_order
+from raymm.data.validate import SPLIT_CODE, InteractionChecker
 from raymm.evaluation import add_metric_sums
 from raymm.metrics import METRICS
-
-SPLIT_CODE = {s: n for n, s in enumerate(SPLITS)}  # train 0, val 1, test 2
 
 
 @dataclass
@@ -54,21 +52,28 @@ class SequenceData:
         return cls(num_users, num_items, indptr, it, sp, keys[key_order], key_order.astype(np.int64))
 
     @classmethod
+    def from_tables(cls, tables, num_users: int, num_items: int, source: str) -> "SequenceData":
+        """Timelines from ``(file, table)`` interaction shards with a ``timestamp`` column, validated
+        as on load (:class:`raymm.data.validate.InteractionChecker`: ids, splits, duplicates)."""
+        checker = InteractionChecker(num_users, num_items)
+        stamps = []
+        for file, table in tables:
+            if "timestamp" not in table.column_names:
+                raise DataValidationError(file, "sequential methods need a timestamp per interaction",
+                                          column="timestamp")
+            checker.add(table, file)
+            stamps.append(table.column("timestamp").to_numpy().astype(np.int64))
+        checker.finish()
+        users, items, codes = (np.concatenate(x) for x in zip(*checker.parts))
+        return cls.from_arrays(users, items, codes, np.concatenate(stamps), num_users, num_items, source)
+
+    @classmethod
     def from_dataset(cls, dataset) -> "SequenceData":
-        """The dataset's timelines (it must have timestamps)."""
+        """The dataset's timelines (it must have timestamps); each shard is read once."""
         if not dataset.manifest.has_timestamp:
             raise DataValidationError(dataset.uri, "sequential methods need a 'timestamp' column in the interactions",
                                       column="timestamp")
-        dataset.read_interactions()  # validated (ids, duplicates, counts) as for every method
-        cols = {c: [] for c in ("user_id", "item_id", "split", "timestamp")}
-        for path in dataset.interaction_paths():
-            t = pq.read_table(path, filesystem=dataset.fs, columns=list(cols))
-            for c in cols:
-                cols[c].append(t.column(c).to_numpy(zero_copy_only=False))
-        u, i, s, ts = (np.concatenate(cols[c]) for c in cols)
-        codes = np.vectorize(SPLIT_CODE.get, otypes=[np.int8])(s) if len(s) else np.zeros(0, np.int8)
-        return cls.from_arrays(u.astype(np.int64), i, codes, ts.astype(np.int64), dataset.num_users,
-                               dataset.num_items, dataset.uri)
+        return cls.from_tables(dataset.interaction_tables(), dataset.num_users, dataset.num_items, dataset.uri)
 
     def positions(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) timeline positions of the given (user, item) interactions."""

@@ -84,12 +84,3 @@ def assign_splits(users: np.ndarray, timestamps: np.ndarray, protocol: str, min_
     out_split[order], out_keep[order] = split, keep
     return out_keep, out_split
 
-
-def histories(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray,
-              num_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's time-ordered items in CSR form: (indptr (U+1,), items (n,)); user u's history is
-    ``items[indptr[u]:indptr[u + 1]]``, oldest first."""
-    order = time_order(users, timestamps)
-    counts = np.bincount(users, minlength=num_users)
-    return np.r_[0, np.cumsum(counts)].astype(np.int64), items[order].astype(np.int64)
-

@@ -219,14 +219,18 @@ class Dataset:
     def interaction_paths(self) -> list[str]:
         return [self.path(rel) for rel in self.manifest.interaction_files]
 
+    def interaction_tables(self):
+        """(path, table) of every interaction shard, read once each."""
+        for path in self.interaction_paths():
+            try:
+                yield path, pq.read_table(path, filesystem=self.fs)
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataValidationError(path, f"cannot read Parquet file ({e})") from None
+
     def read_interactions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Read and validate every shard; return {split: (user_ids, item_ids)} as int64 arrays."""
         checker = InteractionChecker(self.num_users, self.num_items)
-        for path in self.interaction_paths():
-            try:
-                table = pq.read_table(path, filesystem=self.fs)
-            except (pa.ArrowInvalid, OSError) as e:
-                raise DataValidationError(path, f"cannot read Parquet file ({e})") from None
+        for path, table in self.interaction_tables():
             checker.add(table, path)
         splits = checker.finish()
         for s, (u, _) in splits.items():

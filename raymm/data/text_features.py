@@ -23,8 +23,6 @@ class MiniLMEncoder:
     """One encoder replica (a Ray Data actor): ``{"item_id", "text"}`` batch -> ``{"item_id",
     "feature" (n, 384) float32}``. Loads the packaged weights only; never touches the network."""
 
-    dim = 384
-
     def __init__(self, device: str = "cpu", threads: int = 1):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

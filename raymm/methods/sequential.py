@@ -52,7 +52,8 @@ class SequentialTask(Task):
     (``max_len``, ``loss``, ``num_negatives``)."""
 
     def options(self):
-        raise NotImplementedError
+        """This method's ``method.<name>`` section (max_len, loss, num_negatives ...)."""
+        return getattr(self.cfg.method, self.cfg.method.name)
 
     @property
     def seq(self) -> SequenceData:

@@ -1,22 +1,13 @@
 import numpy as np
 import pytest
 
-from raymm.data.splits import assign_splits, histories, parse_protocol, time_order
+from raymm.data.splits import assign_splits, parse_protocol, time_order
 
 
 def test_time_order_breaks_ties_by_row_order():
     users = np.array([1, 0, 1, 1, 0])
     ts = np.array([5, 9, 5, 1, 9])
     assert time_order(users, ts).tolist() == [1, 4, 3, 0, 2]
-
-
-def test_histories_are_time_ordered_per_user():
-    users = np.array([0, 1, 0, 0, 1])
-    items = np.array([10, 20, 11, 12, 21])
-    ts = np.array([3, 2, 1, 2, 1])
-    indptr, seq = histories(users, items, ts, num_users=3)
-    assert indptr.tolist() == [0, 3, 5, 5]
-    assert seq[0:3].tolist() == [11, 12, 10] and seq[3:5].tolist() == [21, 20]
 
 
 def test_leave_one_out_last_is_test_second_last_val_short_users_dropped():

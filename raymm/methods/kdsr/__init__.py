@@ -34,9 +34,6 @@ class KDSRMethod(SASRecMethod):
     config_cls = KDSRConfig
     needs_features = True
 
-    def options(self, cfg):
-        return cfg.method.kdsr
-
     def check(self, cfg, dataset) -> None:
         super().check(cfg, dataset)
         o = cfg.method.kdsr
@@ -50,7 +47,6 @@ class KDSRMethod(SASRecMethod):
 
     def precompute(self, cfg, dataset, shared) -> None:
         super().precompute(cfg, dataset, shared)
-        shared.features = dataset.read_all_features()
         o = cfg.method.kdsr
         if o.codes:
             pairs = training_pairs(shared.extras["sequences"], o.max_len, o.code_fit_pairs, o.seed)

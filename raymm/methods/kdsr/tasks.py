@@ -31,9 +31,6 @@ class KDSRTraining(nn.Module):
 
 
 class KDSRTask(SequentialTask):
-    def options(self):
-        return self.cfg.method.kdsr
-
     def build(self) -> nn.Module:
         o = self.options()
         rec = KDSRRec(self.graph.num_items, self.cfg.model.embedding_dim, o.max_len, self.shared.features,

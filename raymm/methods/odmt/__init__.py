@@ -18,9 +18,6 @@ class ODMTMethod(SASRecMethod):
     config_cls = ODMTConfig
     needs_features = True
 
-    def options(self, cfg):
-        return cfg.method.odmt
-
     def check(self, cfg, dataset) -> None:
         super().check(cfg, dataset)
         if cfg.model.embedding_dim % cfg.method.odmt.item_heads:
@@ -29,7 +26,6 @@ class ODMTMethod(SASRecMethod):
 
     def precompute(self, cfg, dataset, shared) -> None:
         super().precompute(cfg, dataset, shared)
-        shared.features = dataset.read_all_features()
         counts = shared.graph.degree[shared.graph.num_users:]  # training interactions per item
         shared.extras["item_log_pop"] = np.log1p(counts).astype(np.float32)
 

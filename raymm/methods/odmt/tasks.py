@@ -13,9 +13,6 @@ from raymm.sequences import next_item_sums
 
 
 class ODMTTask(SequentialTask):
-    def options(self):
-        return self.cfg.method.odmt
-
     def build(self) -> nn.Module:
         o = self.options()
         return ODMTRec(self.graph.num_items, self.cfg.model.embedding_dim, o.max_len, self.shared.features,

@@ -10,9 +10,6 @@ from raymm.models.sasrec import SASRec
 
 
 class SASRecTask(SequentialTask):
-    def options(self) -> SASRecConfig:
-        return self.cfg.method.sasrec
-
     def build(self):
         o = self.options()
         return SASRec(self.graph.num_items, self.cfg.model.embedding_dim, o.max_len, o.num_blocks, o.num_heads,
@@ -24,8 +21,9 @@ class SASRecMethod(Method):
     family = "sequential"
     config_cls = SASRecConfig
 
-    def options(self, cfg) -> SASRecConfig:
-        return cfg.method.sasrec
+    def options(self, cfg):
+        """This method's ``method.<name>`` section."""
+        return getattr(cfg.method, self.name)
 
     def check(self, cfg, dataset) -> None:
         super().check(cfg, dataset)
@@ -40,6 +38,7 @@ class SASRecMethod(Method):
         return 0  # no neighbourhood sampling
 
     def precompute(self, cfg, dataset, shared) -> None:
+        super().precompute(cfg, dataset, shared)  # features, for the methods that need them
         precompute_sequences(dataset, shared)
 
     def stages(self, cfg):
