@@ -34,7 +34,7 @@ def topk_excluding(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.nda
     k = min(k, item_emb.shape[0])
     for start in range(0, len(users), batch_size):
         chunk = users[start:start + batch_size]
-        scores = user_emb[torch.from_numpy(chunk).to(user_emb.device)] @ item_emb.T  # (b, I)
+        scores = user_emb[torch.tensor(chunk, device=user_emb.device)] @ item_emb.T  # (b, I); chunk may be read-only
         scores = torch.nan_to_num(scores, nan=-torch.inf)
         counts = indptr[chunk + 1] - indptr[chunk]
         rows = np.repeat(np.arange(len(chunk)), counts)
@@ -69,7 +69,7 @@ def metric_sums(user_emb: torch.Tensor, item_emb: torch.Tensor, split: EvalSplit
     for start in range(0, len(split.users), batch_size):
         users = split.users[start:start + batch_size]
         top, score = topk_items(user_emb, item_emb, users, graph, kmax, batch_size, with_scores=True)  # (b, <=kmax)
-        keys = torch.from_numpy(users).to(device).unsqueeze(1) * num_items + top
+        keys = torch.tensor(users, device=device).unsqueeze(1) * num_items + top  # users: a read-only slice
         pos = torch.searchsorted(eval_keys, keys).clamp(max=len(eval_keys) - 1)
         hits = (eval_keys[pos] == keys) & (score > -torch.inf)  # a NaN or masked score is never a hit
         add_metric_sums(sums, hits, torch.from_numpy(num_rel_all[start:start + batch_size]).to(device), ks)

@@ -103,8 +103,7 @@ def placement_group_reaper(grace_s: float = 30.0, every_s: float = 10.0):
 
     With Ray 2.60 (Train V2 inside Tune), a trial that Tune stops early (ASHA) can leave its Train
     worker group's placement group reserved: the controller stops its PlacementGroupCleaner before
-    the trial process is killed, and nothing removes the group (and that cleaner asks Ray's state API
-    for "the" local instance, which fails where several Ray instances share a machine). Each leak
+    the trial process is killed, and nothing removes the group. Each leak
     holds the trial's worker CPUs for the rest of the sweep, until Ray Data has no CPU left and the
     next trial waits forever.
     Seen here: 2 of 9 trials leaked 1 CPU each on a 4-CPU local instance, and trial 10 hung.

@@ -20,6 +20,7 @@ import psutil
 import pytest
 import ray
 
+from raymm.cluster import runtime_env
 from raymm.config import build_config
 from raymm.data.prepare import prepare_dataset
 from raymm.testing import train_single_stage
@@ -40,7 +41,7 @@ def cluster():
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # training runs on the worker nodes
     nodes = [c.add_node(num_cpus=2) for _ in range(3)]
     c.wait_for_nodes()
-    ray.init(address=c.address, log_to_driver=False)
+    ray.init(address=c.address, log_to_driver=False, runtime_env=runtime_env())
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield c, nodes
     ray.shutdown()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from raymm.cluster import runtime_env
 from raymm.config import build_config
 from raymm.data.prepare import prepare_dataset
 from raymm.testing import FailOnce, train_single_stage
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
     ray.shutdown()

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from raymm.cluster import runtime_env
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
@@ -146,7 +148,7 @@ def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
 
     from raymm.sweep import placement_group_reaper
 
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False, runtime_env=runtime_env())
     try:
         leaked = placement_group([{"CPU": 0.5}])
         busy = placement_group([{"CPU": 0.5}])

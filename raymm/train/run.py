@@ -92,7 +92,10 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2), callbacks=callbacks,
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             # Train V2's structured worker logging echoes every print a second time to the driver.
-            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0"}}),
+            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0"}},
+            # the controller's INFO lines (resources asked, worker group started, snapshot found) stay
+            # in its log files; warnings and errors (a worker failed, a restart) still reach the console
+            logging_config=ray.train.LoggingConfig(log_level="WARNING")),
         datasets={"train": train_interactions(dataset)},
     )
     try:

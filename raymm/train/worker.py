@@ -95,6 +95,7 @@ def train_loop_per_worker(config: dict) -> None:
     if state.stopped_early or state.next_epoch >= epochs:  # finished before a restart: report it again
         _report(rank, state, task, optimizer, best_model, state.history[-1] if state.history else {})
         return
+    loop_start, first_epoch = time.perf_counter(), state.next_epoch
     for epoch in range(state.next_epoch, epochs):
         epoch_seed = int(np.random.SeedSequence([cfg.train.seed, rank, epoch]).generate_state(1)[0])
         task.start_epoch(epoch_seed, epoch)
@@ -155,8 +156,11 @@ def train_loop_per_worker(config: dict) -> None:
             k = selector.split("@")[1]
             keys = dict.fromkeys((f"val_{selector}", f"val_ndcg@{k}"))  # the selector first, no repeats
             shown = " ".join(f"{key}={metrics[key]:.4f}" for key in keys if key in metrics)
+            per_epoch = (time.perf_counter() - loop_start) / (epoch + 1 - first_epoch)  # training + evaluation
+            left = f", at most {_duration(per_epoch * (epochs - epoch - 1))} left" if epoch + 1 < epochs else ""
             print(f"[raymm] {stage} epoch {epoch + 1}/{epochs} loss={metrics['train_loss']:.4f} {shown} "
-                  f"({metrics['epoch_seconds']:.1f}s, {metrics['interactions_per_s']:.0f} interactions/s)", flush=True)
+                  f"({metrics['epoch_seconds']:.1f}s, {metrics['interactions_per_s']:.0f} interactions/s{left})",
+                  flush=True)
             if log_fn is not None:
                 log_fn(metrics, epoch)
         _report(rank, state, task, optimizer, best_model, metrics)
@@ -165,6 +169,12 @@ def train_loop_per_worker(config: dict) -> None:
                 print(f"[raymm] {stage}: early stop, no {selector} improvement for {patience} evaluations; "
                       f"best epoch {state.best_epoch + 1}", flush=True)
             break
+
+
+def _duration(seconds: float) -> str:
+    """``95`` -> ``"1m35s"``; the stage's remaining time if no early stop ends it sooner."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def _finite(tensors: list[torch.Tensor]) -> bool:

@@ -28,7 +28,7 @@ def _dataset(tmp_path, texts):
 def test_encode_item_text_adds_a_modality_in_item_order(tmp_path):
     texts = [f"item number {i}" for i in range(3)]
     uri = _dataset(tmp_path, texts)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
     try:
         encode_item_text(uri, "text", replicas=2, batch_size=1, encoder_cls=HashEncoder)
         with pytest.raises(FileExistsError, match="modality 'text' exists"):

@@ -43,8 +43,8 @@ def nearest_code(vectors: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 def fit_codes(features: np.ndarray, pairs: np.ndarray, num_subspaces: int, num_codes: int, seed: int) -> np.ndarray:
     """(K, D) k-means centres of the dissected correlation vectors of ``pairs`` ((P, 2) item ids)
     under the frozen ``features`` (I, d_m)."""
-    x = torch.from_numpy(np.asarray(features, np.float32))
-    vec = subspace_cosines(x[pairs[:, 0]], x[pairs[:, 1]], num_subspaces).numpy()
+    x = np.asarray(features, np.float32)  # may be a read-only object-store array: index it, then convert
+    vec = subspace_cosines(torch.from_numpy(x[pairs[:, 0]]), torch.from_numpy(x[pairs[:, 1]]), num_subspaces).numpy()
     labels = kmeans(vec, min(num_codes, len(vec)), seed=seed)
     return np.stack([vec[labels == k].mean(0) for k in range(labels.max() + 1)]).astype(np.float32)
 

@@ -52,7 +52,7 @@ class KDSRTask(SequentialTask):
         super().setup(rank, world, device)
         pad = {m: np.vstack([np.zeros((1, x.shape[1]), np.float32), x]) for m, x in self.shared.features.items()}
         self.frozen = {m: torch.from_numpy(x).to(device) for m, x in pad.items()}  # row = shifted item id
-        self.centres = {m: torch.from_numpy(c).to(device) for m, c in self.shared.extras.get("kdsr_codes", {}).items()}
+        self.centres = {m: torch.tensor(c).to(device) for m, c in self.shared.extras.get("kdsr_codes", {}).items()}
         self.weights = self.options().weights_for(self.module.rec.modalities)
 
     def loss(self, model, batch):

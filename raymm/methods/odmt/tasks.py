@@ -20,7 +20,7 @@ class ODMTTask(SequentialTask):
 
     def setup(self, rank: int, world: int, device) -> None:
         super().setup(rank, world, device)
-        pop = torch.from_numpy(self.shared.extras["item_log_pop"]) if self.options().popularity_debias else \
+        pop = torch.tensor(self.shared.extras["item_log_pop"]) if self.options().popularity_debias else \
             torch.zeros(self.graph.num_items)
         self.log_pop = pop.float().to(device)
 
