@@ -15,7 +15,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.raymm-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-  echo "setup: installing the pinned stack into .venv (about 2 minutes from cold)"
+  echo "setup: installing the pinned stack into .venv (a few minutes from cold, 6.5 GB)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
   touch "$stamp"
