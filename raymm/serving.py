@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import warnings
 
 import mlflow.pyfunc
 import numpy as np
@@ -73,8 +75,9 @@ def log_recommender(run_id: str, tracking_uri: str, name: str, user_emb: torch.T
         model.user_emb, model.item_emb = user_emb.detach().cpu(), item_emb.detach().cpu()
         model.exclude, model.default_k = graph.user_items(), k
         example = pd.DataFrame({"user_id": np.arange(min(3, graph.num_users), dtype=np.int64)})
-        signature = infer_signature(example, model.predict(None, example), params={"k": k})
-        with mlflow.start_run(run_id=run_id):
+        with _quiet_mlflow():
+            signature = infer_signature(example, model.predict(None, example), params={"k": k})
+        with mlflow.start_run(run_id=run_id), _quiet_mlflow():
             info = mlflow.pyfunc.log_model(name=name, python_model=RecommenderModel(),
                                            artifacts={"tables": tables, **(extra_artifacts or {})},
                                            signature=signature, input_example=example,
@@ -148,10 +151,11 @@ def log_sequential_recommender(run_id: str, tracking_uri: str, name: str, weight
         model = SequentialRecommenderModel()
         model.model, model.default_k = from_payload(payload).eval(), k
         example = pd.DataFrame({"user_id": [0, 1], "history": [[0, 1, 2], [3]]})
-        inferred = infer_signature(example, model.predict(None, example), params={"k": k})
+        with _quiet_mlflow():
+            inferred = infer_signature(example, model.predict(None, example), params={"k": k})
         inputs = Schema([ColSpec("long", "user_id", required=False), ColSpec(Array("long"), "history")])
         signature = ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=run_id), _quiet_mlflow():
             info = mlflow.pyfunc.log_model(name=name, python_model=SequentialRecommenderModel(),
                                            artifacts={"weights": path, **(extra_artifacts or {})}, signature=signature,
                                            input_example=example, registered_model_name=registered_model_name,
@@ -159,6 +163,23 @@ def log_sequential_recommender(run_id: str, tracking_uri: str, name: str, weight
                                                              f"mlflow=={mlflow.__version__}", "raymm"])
     _set_alias(tracking_uri, registered_model_name, alias, info)
     return info
+
+
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """MLflow's known-harmless output while a recommender is logged: no artifact progress bars
+    (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``, unless the user set it) and no hint that integer
+    columns cannot hold missing values (user and item ids never are missing)."""
+    unset = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    if unset:
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+            yield
+    finally:
+        if unset:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
 
 
 def _set_alias(tracking_uri: str, name: str | None, alias: str | None, info) -> None:
