@@ -57,9 +57,16 @@ def setup(cluster, tmp_path_factory):
     return cfg, dataset, out, baseline
 
 
-def _train_workers() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and
-            p.info["cmdline"][0].startswith("ray::RayTrainWorker")]
+def _raylet_pid(node) -> int:
+    return node.all_processes["raylet"][0].process.pid
+
+
+def _train_workers(nodes) -> list[psutil.Process]:
+    """This cluster's Ray Train worker processes (children of its raylets): never another Ray
+    instance's on the same machine."""
+    raylets = {_raylet_pid(n) for n in nodes}
+    return [p for p in psutil.process_iter(["cmdline", "ppid"]) if p.info["cmdline"] and
+            p.info["cmdline"][0].startswith("ray::RayTrainWorker") and p.info["ppid"] in raylets]
 
 
 def _when_checkpointed(storage, run_name, action):
@@ -93,12 +100,13 @@ def test_training_spans_two_nodes(setup):
     assert baseline.state.best_val["recall@20"] > 0.3  # it learned (random top-20 of 100 items: ~0.2)
 
 
-def test_worker_process_killed_mid_run_resumes(setup):
+def test_worker_process_killed_mid_run_resumes(cluster, setup):
+    _, nodes = cluster
     cfg, dataset, out, baseline = setup
     storage = str(out / "ray_results")
 
     def kill_one_worker():
-        victim = _train_workers()[0]
+        victim = _train_workers(nodes)[0]
         victim.send_signal(signal.SIGKILL)
         return victim.pid
 
@@ -116,8 +124,8 @@ def test_node_removed_mid_run_resumes(cluster, setup):
     storage = str(out / "ray_results")
 
     def remove_a_training_node():
-        parents = {p.ppid() for p in _train_workers()}
-        node = next(n for n in nodes if n.all_processes["raylet"][0].process.pid in parents)
+        parents = {p.info["ppid"] for p in _train_workers(nodes)}
+        node = next(n for n in nodes if _raylet_pid(n) in parents)
         c.remove_node(node, allow_graceful=False)
         return node
 
