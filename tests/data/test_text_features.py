@@ -4,6 +4,7 @@ import pyarrow as pa
 import pytest
 import ray
 
+from raymm.cluster import runtime_env
 from raymm.data.schema import DataValidationError
 from raymm.data.store import load_dataset, write_dataset
 from raymm.data.text_features import MiniLMEncoder, encode_item_text
