@@ -55,6 +55,7 @@ def init_ray() -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
     ray.data.DataContext.get_current().print_on_execution_start = False
 
+
 def check_fit(cfg, concurrent: int = 1, extra_cpus: float = 0.0) -> None:
     """Fail at once when the Train workers (``concurrent`` runs of ``train.num_workers`` x
     ``train.cpus_per_worker`` CPUs, one GPU each with ``train.use_gpu``) can never fit the
