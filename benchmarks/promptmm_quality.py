@@ -4,6 +4,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py synthetic          # 3 seeds: LightGCN, teacher, student
     .venv/bin/python benchmarks/promptmm_quality.py tiktok             # LightGCN, teacher, student (paper, parity)
     .venv/bin/python benchmarks/promptmm_quality.py ablation           # tiktok: full, w/o prompt, w/o each KD term, w/o re-weighting
+    .venv/bin/python benchmarks/promptmm_quality.py synthetic --set train.propagation=sampled --tag sampled
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runs import OUT, fmt, run
+from runs import OUT, add_common_args, apply_common_args, fmt, run
 
 
 def teacher_of(result: dict) -> str:
@@ -78,4 +79,7 @@ def ablation() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation"])
-    {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[parser.parse_args().suite]()
+    add_common_args(parser)
+    args = parser.parse_args()
+    apply_common_args(args)
+    {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[args.suite]()

@@ -14,12 +14,32 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "outputs" / "quality"
 
 
+# Set from the command line by add_common_args/apply_common_args: overrides for every run of the
+# invocation, and the tag that keeps their run names apart from untagged runs.
+COMMON: list[str] = []
+TAG = ""
+
+
+def add_common_args(parser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override for every run (e.g. train.propagation=sampled); needs --tag")
+    parser.add_argument("--tag", default="", help="suffix of every run name (a finished run is reused by name)")
+
+
+def apply_common_args(args) -> None:
+    global COMMON, TAG
+    if args.set and not args.tag:
+        raise SystemExit("--set changes the runs: give them a --tag so that finished runs are not reused")
+    COMMON, TAG = list(args.set), (f"-{args.tag}" if args.tag else "")
+
+
 def run(name: str, config: str, *overrides: str) -> dict:
     """``jobs/train.py --config <config> <overrides>`` as run ``name`` (2 Ray workers); its metrics.json."""
+    name += TAG
     metrics = OUT / "runs" / name / "metrics.json"
     if not metrics.exists():
         cmd = [sys.executable, "jobs/train.py", "--config", config, f"output.dir={OUT}",
-               f"output.run_name={name}", "mlflow.log_model=false", *overrides]
+               f"output.run_name={name}", "mlflow.log_model=false", *overrides, *COMMON]
         print("$ " + " ".join(cmd[1:]), flush=True)
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

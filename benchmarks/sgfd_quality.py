@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from runs import fmt, mean_sd, run
+from runs import add_common_args, apply_common_args, fmt, mean_sd, run
 
 BACKBONE_ONLY = ("method.sgfd.w_ce=0", "method.sgfd.w_kd=0")
 EPOCHS = "train.epochs=60"  # every variant may train to convergence; early stopping (patience 10) ends it
@@ -87,7 +87,9 @@ if __name__ == "__main__":
                         help="synthetic: only these backbones (default: both)")
     parser.add_argument("--variant", action="append", choices=[v[0] for v in VARIANTS],
                         help="synthetic: only these variants (default: all)")
+    add_common_args(parser)
     args = parser.parse_args()
+    apply_common_args(args)
     if args.suite == "synthetic":
         synthetic(tuple(args.backbone or ("lightgcn_m", "promptmm")), tuple(args.variant or ()))
     elif args.suite == "labels":

@@ -13,14 +13,14 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def sample_batch(task, shared, seed=0, size=32):
     """A training batch of ``size`` random training edges for a method's task (unit tests of losses)."""
-    from raymm.sampling import NegativeSampler, NeighbourSampler
+    from raymm.sampling import NegativeSampler, neighbourhoods
 
-    g = shared.graph
+    g, t = shared.graph, task.cfg.train
     indptr, items = g.user_items()
     users = np.repeat(np.arange(g.num_users), np.diff(indptr))
     idx = np.random.default_rng(seed).choice(len(users), size)
     return task.make_batch(users[idx], items[idx], NegativeSampler(g, seed),
-                           NeighbourSampler(g, task.cfg.train.fanouts, task.normalization))
+                           neighbourhoods(g, t.fanouts, t.batch_size, t.propagation, task.normalization))
 
 
 def tiny_table(rows):

@@ -4,7 +4,7 @@ import torch
 
 from raymm.graph import TrainGraph
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
-from raymm.sampling import NegativeSampler, NeighbourSampler, make_batch
+from raymm.sampling import FullNeighbourhood, NegativeSampler, NeighbourSampler, choose, make_batch
 
 
 @pytest.fixture
@@ -78,3 +78,30 @@ def test_make_batch_positions(graph):
     assert seeds[batch.user_pos].tolist() == [0, 1, 0]
     assert (seeds[batch.pos_pos] - graph.num_users).tolist() == [2, 3, 4]
     assert (seeds[batch.neg_pos] - graph.num_users).tolist() == [[5], [6], [7]]
+
+
+@pytest.mark.parametrize("normalization", ["symmetric", "left"])
+def test_full_propagation_batch_equals_full_graph_inference(graph, normalization):
+    """train.propagation=full: every node is a seed, positions are node ids, and a LightGCN forward
+    gives exactly full-graph inference; the batch's own nodes are listed in ``nodes``."""
+    from raymm.models.lightgcn import LightGCN
+
+    model = LightGCN(graph.num_users, graph.num_items, 4, 2, normalization=normalization)
+    users, pos, neg = np.array([0, 1, 0]), np.array([2, 3, 4]), np.array([[5], [6], [7]])
+    batch = make_batch(users, pos, neg, graph.num_users, FullNeighbourhood(graph, 2, normalization))
+    assert batch.user_pos.tolist() == [0, 1, 0] and (batch.pos_pos - graph.num_users).tolist() == [2, 3, 4]
+    assert (batch.neg_pos - graph.num_users).tolist() == [[5], [6], [7]]
+    assert batch.nodes.tolist() == [0, 1] + [graph.num_users + i for i in range(2, 8)]
+    emb, ego = model(batch)
+    users_full, items_full = model.full_embeddings(graph.normalized_adjacency(normalization=normalization))
+    assert torch.allclose(emb, torch.cat([users_full, items_full]), atol=1e-6)
+    assert torch.equal(batch.own(ego), model.embedding.weight[batch.nodes])
+
+
+def test_propagation_choice(graph):
+    assert choose(graph, [10, 10], 2048, "sampled") == "sampled"
+    assert choose(graph, [10, 10], 16, "full") == "full"
+    assert choose(graph, [2, -1], 16, "auto") == "full"  # all neighbours: no sampling to save
+    edges = len(graph.indices)  # 2 layers x E vs 3B(f + f^2) = 3B x 6 for fan-outs [2, 2]
+    assert choose(graph, [2, 2], -(-8 * edges // 18), "auto") == "full"
+    assert choose(graph, [2, 2], 8 * edges // 18 - 1, "auto") == "sampled"

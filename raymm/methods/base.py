@@ -21,7 +21,7 @@ from raymm.graph import EvalSplit, TrainGraph
 from raymm.losses import bpr_loss, l2_penalty
 from raymm.models.lightgcn import LightGCN
 from raymm.models.registry import to_payload
-from raymm.sampling import Batch, NegativeSampler, NeighbourSampler, make_batch
+from raymm.sampling import Batch, NegativeSampler, make_batch, neighbourhoods
 
 if TYPE_CHECKING:
     from raymm.config import Config
@@ -84,8 +84,12 @@ class Task:
     def setup(self, rank: int, world: int, device) -> None:
         """Per-worker state, once before training: samplers and this worker's evaluation shards."""
         self.device = device
-        self.neighbours = NeighbourSampler(self.graph, self.cfg.train.fanouts, self.normalization)
-        self.adj = self.graph.normalized_adjacency(device, self.normalization)
+        t = self.cfg.train
+        self.neighbours = neighbourhoods(self.graph, t.fanouts, t.batch_size, t.propagation, self.normalization,
+                                         device)
+        self.adj = getattr(self.neighbours, "adj", None)  # full propagation already built it
+        if self.adj is None:
+            self.adj = self.graph.normalized_adjacency(device, self.normalization)
         self.eval_splits = {"val": self.shared.val.shard(rank, world),
                             "test": self.shared.test.shard(rank, world) if self.shared.test is not None else None}
 

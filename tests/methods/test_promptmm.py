@@ -55,16 +55,36 @@ def test_teacher_runs_with_any_number_of_modalities(num_modalities):
     assert all(p.grad is not None for n, p in task.module.named_parameters())
 
 
-def test_full_fanout_sampled_teacher_equals_full_graph_teacher():
+@pytest.mark.parametrize("propagation", ["sampled", "full"])
+def test_full_fanout_sampled_teacher_equals_full_graph_teacher(propagation):
     shared = _shared(2)
-    task = TeacherTask(_cfg("train.fanouts=[-1,-1]"), shared)
+    task = TeacherTask(_cfg("train.fanouts=[-1,-1]", f"train.propagation={propagation}"), shared)
     teacher = task.module.eval()
     batch = sample_batch(task, shared)
+    assert (batch.nodes is not None) == (propagation == "full")
     out = teacher(batch)
     emb, modal = teacher.full(shared.graph.normalized_adjacency())
     assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
     for m in modal:
         assert torch.allclose(out.modal[m], modal[m][batch.seeds], atol=1e-5)
+
+
+@pytest.mark.parametrize("parity", [False, True])
+def test_stage2_loss_is_the_same_with_full_and_full_fanout_sampled_propagation(parity):
+    """Full propagation carries every node as a seed; the KD terms still cover the batch's own nodes."""
+    shared = _shared(2)
+    teacher = TeacherTask(_cfg(f"parity={str(parity).lower()}"), shared)
+    shared.extras["teacher"] = teacher.payload()
+    losses = []
+    for propagation in ("sampled", "full"):
+        torch.manual_seed(0)
+        task = DistillTask(_cfg("train.fanouts=[-1,-1]", f"train.propagation={propagation}",
+                                f"parity={str(parity).lower()}"), shared)
+        task.module.eval()
+        losses.append(task.loss(task.module, sample_batch(task, shared))[1])
+    assert losses[0].keys() == losses[1].keys() and {"kd_pair", "kd_list", "kd_emb"} <= losses[0].keys()
+    for k in losses[0]:
+        assert losses[0][k] == pytest.approx(losses[1][k], rel=1e-4, abs=1e-6), k
 
 
 def test_stage2_gradient_reaches_prompt_not_teacher():

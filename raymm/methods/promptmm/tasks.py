@@ -161,11 +161,12 @@ class DistillTask(_PromptMMTask):
             total = total + d.list_weight * lst
             parts["kd_list"] = lst.item()
         if d.emb_weight:
+            own = {m: batch.own(f) for m, f in t.modal.items()}  # the batch's users and items
             if parity:  # public code: item embeddings only
-                items = batch.seeds >= self.graph.num_users
-                e = embedding_kd({m: f[items] for m, f in t.modal.items()}, emb[items], d.sce_gamma)
+                items = batch.own(batch.seeds) >= self.graph.num_users
+                e = embedding_kd({m: f[items] for m, f in own.items()}, batch.own(emb)[items], d.sce_gamma)
             else:
-                e = embedding_kd(t.modal, emb, d.sce_gamma)
+                e = embedding_kd(own, batch.own(emb), d.sce_gamma)
             total = total + d.emb_weight * e
             parts["kd_emb"] = e.item()
         # Under DDP every teacher output that the trainable prompt feeds must reach the loss, or DDP
