@@ -23,27 +23,48 @@ def topk_items(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray
     return topk_excluding(user_emb, item_emb, users, graph.user_items(), k, batch_size, with_scores)
 
 
+# Most scores held at once (user rows x item columns): 2^24 float32 = 64 MB. A user batch against a
+# larger catalogue is scored in item chunks with a running top-k, so memory does not grow with it.
+SCORE_BLOCK = 1 << 24
+
+
 @torch.no_grad()
 def topk_excluding(user_emb: torch.Tensor, item_emb: torch.Tensor, users: np.ndarray,
-                   exclude: tuple[np.ndarray, np.ndarray], k: int, batch_size: int = 1024, with_scores: bool = False):
+                   exclude: tuple[np.ndarray, np.ndarray], k: int, batch_size: int = 1024, with_scores: bool = False,
+                   score_block: int = SCORE_BLOCK):
     """Top-k items per user with each user's ``exclude`` items (CSR: indptr (U+1,), item ids) masked.
 
+    Users go ``batch_size`` at a time; each batch is scored against item chunks of
+    ``max(k, score_block // batch)`` columns, keeping a running top-k, so at most about
+    ``score_block`` scores exist at once whatever the number of items.
     A NaN score (a diverged model) ranks lowest, like a masked item: its score comes back as -inf."""
     indptr, train_items = exclude
     out, vals = [], []
-    k = min(k, item_emb.shape[0])
+    num_items = item_emb.shape[0]
+    k = min(k, num_items)
     for start in range(0, len(users), batch_size):
         chunk = users[start:start + batch_size]
-        scores = user_emb[torch.tensor(chunk, device=user_emb.device)] @ item_emb.T  # (b, I); chunk may be read-only
-        scores = torch.nan_to_num(scores, nan=-torch.inf)
+        u = user_emb[torch.tensor(chunk, device=user_emb.device)]  # chunk may be read-only
         counts = indptr[chunk + 1] - indptr[chunk]
-        rows = np.repeat(np.arange(len(chunk)), counts)
-        cols = np.concatenate([train_items[indptr[u]:indptr[u + 1]] for u in chunk]) if counts.sum() else \
-            np.zeros(0, np.int64)
-        scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = -torch.inf
-        top = torch.topk(scores, k, dim=1)
-        out.append(top.indices)
-        vals.append(top.values)
+        rows = torch.from_numpy(np.repeat(np.arange(len(chunk)), counts)).to(u.device)
+        cols = torch.from_numpy(np.concatenate([train_items[indptr[v]:indptr[v + 1]] for v in chunk])
+                                if counts.sum() else np.zeros(0, np.int64)).to(u.device)
+        width = max(k, score_block // max(len(chunk), 1))
+        best_s = best_i = None
+        for lo in range(0, num_items, width):
+            hi = min(lo + width, num_items)
+            scores = torch.nan_to_num(u @ item_emb[lo:hi].T, nan=-torch.inf)  # (b, hi - lo)
+            inside = (cols >= lo) & (cols < hi)
+            scores[rows[inside], cols[inside] - lo] = -torch.inf
+            top = torch.topk(scores, min(k, hi - lo), dim=1)
+            idx = top.indices + lo
+            if best_s is not None:  # merge with the running top-k (earlier chunks first: stable ties)
+                merged = torch.topk(torch.cat([best_s, top.values], 1), k, dim=1)
+                idx = torch.gather(torch.cat([best_i, idx], 1), 1, merged.indices)
+                top = merged
+            best_s, best_i = top.values, idx
+        out.append(best_i)
+        vals.append(best_s)
     if not out:
         empty = torch.zeros(0, k, dtype=torch.long, device=user_emb.device)
         return (empty, empty.float()) if with_scores else empty
@@ -55,7 +76,8 @@ def metric_sums(user_emb: torch.Tensor, item_emb: torch.Tensor, split: EvalSplit
                 ks: list[int], batch_size: int = 1024) -> torch.Tensor:
     """Per-metric sums over the split's users, in :func:`metric_names` order, then the user count.
 
-    Users are processed ``batch_size`` at a time; memory is O(batch_size x num_items).
+    Users are processed ``batch_size`` at a time against item chunks (:func:`topk_excluding`), so
+    memory is bounded whatever the number of users and items.
 
     Returns:
         (len(metric_names(ks)) + 1,) float64 tensor on the embeddings' device.
