@@ -19,7 +19,7 @@ def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
     Returns:
         (num_dst, d) embeddings of its destination nodes.
     """
-    if block.adj is not None:  # full propagation: the block is the whole normalised adjacency
+    if block.adj is not None:  # the same sum as a sparse product (sampled blocks, full propagation)
         return torch.sparse.mm(block.adj, h_src)
     out = torch.zeros(block.num_dst, h_src.shape[1], dtype=h_src.dtype, device=h_src.device)
     return out.index_add_(0, block.edge_dst, h_src[block.edge_src] * block.edge_weight.unsqueeze(1))
