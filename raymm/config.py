@@ -112,6 +112,7 @@ class TrainConfig(_Section):
     reg_weight: float = Field(1e-4, ge=0)
     fanouts: list[int] = Field(default_factory=lambda: [10, 10])
     propagation: Literal["auto", "full", "sampled"] = "auto"  # graph methods: exact full-graph or sampled blocks
+    materialize: Literal["auto", "always", "never"] = "auto"  # training rows read once into the object store
     num_workers: int = Field(2, gt=0)
     use_gpu: bool = False
     cpus_per_worker: float = Field(0.5, gt=0)

@@ -57,7 +57,9 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
 
 
 def test_failure_config_restarts_worker_group(ray_local, tmp_path):
-    cfg = _cfg(tmp_path, "train.epochs=3", "train.max_failures=1", "output.run_name=restart")
+    # sampled blocks (auto picks full propagation on data this small)
+    cfg = _cfg(tmp_path, "train.epochs=3", "train.max_failures=1", "output.run_name=restart",
+               "train.propagation=sampled")
     marker = str(tmp_path / "failed-once")
     outcome = train_single_stage(cfg, prepare_dataset(cfg), str(tmp_path / "ray_results"), "restart",
                            log_fn=FailOnce(marker, epoch=1))
@@ -196,12 +198,14 @@ SEQ_TINY = ["data.synthetic.num_users=300", "data.synthetic.num_items=100", "dat
 
 
 def test_sasrec_trains_on_streamed_windows_and_resumes(ray_local, tmp_path):
-    """The sequential path: Ray Data streams the training interactions, each worker builds the windows,
+    """The sequential path: Ray Data streams the training interactions from Parquet every epoch
+    (``train.materialize=never``; the other tests read them once), each worker builds the windows,
     2 DDP workers, full-ranking next-item evaluation sharded over the workers, checkpoint and resume."""
     from raymm.config import load_config
 
     cfg = load_config(ROOT / "conf" / "sasrec.yaml", SEQ_TINY + [f"output.dir={tmp_path}", "train.epochs=3",
-                                                                 "train.patience=10", "train.lr=0.005"])
+                                                                 "train.patience=10", "train.lr=0.005",
+                                                                 "train.materialize=never"])
     dataset = prepare_dataset(cfg)
     storage = str(tmp_path / "ray_results")
     marker = str(tmp_path / "failed-once")

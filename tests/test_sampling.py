@@ -105,3 +105,15 @@ def test_propagation_choice(graph):
     edges = len(graph.indices)  # 2 layers x E vs 3B(f + f^2) = 3B x 6 for fan-outs [2, 2]
     assert choose(graph, [2, 2], -(-8 * edges // 18), "auto") == "full"
     assert choose(graph, [2, 2], 8 * edges // 18 - 1, "auto") == "sampled"
+
+
+def test_training_rows_are_read_once_when_they_fit_a_quarter_of_the_object_store():
+    from types import SimpleNamespace
+
+    from raymm.train.run import should_materialize
+
+    ds = SimpleNamespace(manifest=SimpleNamespace(split_counts={"train": 1000, "val": 10}))
+    assert should_materialize(ds, "auto", object_store_bytes=64_000)  # 16 kB <= 16 kB
+    assert not should_materialize(ds, "auto", object_store_bytes=63_999)
+    assert should_materialize(ds, "always", object_store_bytes=0)
+    assert not should_materialize(ds, "never", object_store_bytes=1e12)
