@@ -96,9 +96,14 @@ class ODMTRec(nn.Module):
         return vec
 
     def states(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, L) windows -> branch -> (B, d) user states s^b."""
-        flat = self.item_vectors(windows.reshape(-1))
-        return {b: self.users[b](v.view(*windows.shape, -1), windows) for b, v in flat.items()}
+        """(B, L) windows -> branch -> (B, d) user states s^b.
+
+        The item transformer runs once per distinct item of the batch, not once per position (B x L
+        positions hold at most I distinct items); in training an item's dropout draw is therefore
+        shared by its occurrences in the batch."""
+        ids, inverse = torch.unique(windows.reshape(-1), return_inverse=True)
+        vec = self.item_vectors(ids)
+        return {b: self.users[b](v[inverse].view(*windows.shape, -1), windows) for b, v in vec.items()}
 
     def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.states(windows)

@@ -66,3 +66,16 @@ def test_inference_is_the_mean_of_branch_scores_and_payload_is_self_contained():
     assert torch.allclose(model.score(w), mean, atol=1e-5)
     again = from_payload(to_payload(model))
     assert torch.allclose(again.eval().score(w), model.score(w), atol=1e-6)
+
+
+def test_states_run_the_item_transformer_once_per_distinct_item():
+    """Same states as running it at every window position (eval mode: no dropout draw to share)."""
+    torch.manual_seed(0)
+    feats = {"text": np.random.default_rng(0).random((30, 12)).astype("float32")}
+    model = ODMTRec(30, 8, 6, feats).eval()
+    windows = torch.tensor([[0, 0, 3, 7, 3, 2], [5, 5, 5, 1, 2, 3]])
+    flat = model.item_vectors(windows.reshape(-1))
+    per_position = {b: model.users[b](v.view(*windows.shape, -1), windows) for b, v in flat.items()}
+    states = model.states(windows)
+    for b in model.branches:
+        assert torch.allclose(states[b], per_position[b], atol=1e-6)
