@@ -36,9 +36,12 @@ class CausalBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: only the last position's output, (B, 1, d) (its keys and values still come
+        from every position); the same values as ``forward(x, mask)[:, -1:]`` at a fraction of the cost."""
         h = self.norm1(x)
-        x = x + self.drop(self.attn(h, h, h, attn_mask=mask, need_weights=False)[0])
+        q, x, mask = (h[:, -1:], x[:, -1:], mask[:, -1:]) if last_only else (h, x, mask)
+        x = x + self.drop(self.attn(q, h, h, attn_mask=mask, need_weights=False)[0])
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
@@ -68,8 +71,16 @@ class CausalEncoder(nn.Module):
         return self.norm(x)
 
     def forward(self, items: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
-        """(B, L, d) item vectors, (B, L) windows -> (B, d) state at the last position."""
-        return self.encode(self.embed(items, windows), windows)[:, -1]
+        """(B, L, d) item vectors, (B, L) windows -> (B, d) state at the last position (equal to
+        ``encode(embed(...))[:, -1]``; the last block computes only that position's query and FFN)."""
+        x = self.embed(items, windows)
+        mask = causal_mask(windows, self.num_heads)
+        keep = (windows != 0).unsqueeze(-1)
+        for block in self.blocks[:-1]:
+            x = block(x, mask) * keep
+        if self.blocks:
+            x = self.blocks[-1](x, mask, last_only=True) * keep[:, -1:]
+        return self.norm(x)[:, -1]
 
 
 @register("sasrec", version=1)
@@ -126,7 +137,7 @@ class SASRec(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, L) windows -> (B, d) state at the last position."""
-        return self.encode(self.embed(windows), windows)[:, -1]
+        return self.encoder(self.item_vectors(windows), windows)
 
     def item_rows(self, ids: torch.Tensor) -> torch.Tensor:
         """(n,) item ids (not shifted) -> (n, d) output item vectors."""

@@ -77,3 +77,17 @@ def test_served_sequential_recommender_ranks_from_the_history():
     assert out["item_id"][:4].tolist() == torch.topk(expect, 4).indices.tolist()
     with pytest.raises(ValueError, match=r"history of row 0: item ids out of range \[0, 12\): \[12\]"):
         served.recommend([np.array([12])])
+
+
+def test_state_from_the_last_position_only_equals_the_full_encoding():
+    """forward() computes only the last position's query and FFN in the last block: same state as
+    encoding every position and taking the last."""
+    import torch
+
+    from raymm.models.sasrec import SASRec
+
+    torch.manual_seed(0)
+    model = SASRec(num_items=40, dim=16, max_len=7, num_blocks=2, num_heads=2).eval()
+    windows = torch.tensor([[0, 0, 3, 7, 9, 2, 5], [1, 2, 3, 4, 5, 6, 7], [0, 0, 0, 0, 0, 0, 4]])
+    full = model.encode(model.embed(windows), windows)[:, -1]
+    assert torch.allclose(model(windows), full, atol=1e-6)
