@@ -39,7 +39,18 @@ class StageResult:
 
     @property
     def seconds_per_epoch(self) -> float:
-        return statistics.mean(h["epoch_seconds"] for h in self.state.history) if self.state.history else float("nan")
+        """Steady-state training time of an epoch: the median over the epochs after the first (which
+        also starts the workers' data pipeline); the first one's when there is no other."""
+        return _steady([h["epoch_seconds"] for h in self.state.history])
+
+    @property
+    def eval_seconds(self) -> float:
+        """Validation time (full ranking, rank 0's share of the users) of an epoch, steady state as above."""
+        return _steady([h["eval_seconds"] for h in self.state.history if "eval_seconds" in h])
+
+
+def _steady(values: list[float]) -> float:
+    return statistics.median(values[1:] or values) if values else float("nan")
 
 
 @dataclass
@@ -151,6 +162,7 @@ def efficiency_report(cfg: Config, shared: SharedData, outcome: Outcome, final: 
         report[role] = {"parameters": count_parameters(model, exclude_prefix="prompt."),
                         "prompt_parameters": count_parameters(prompt) if prompt is not None else 0,
                         "seconds_per_epoch": result.seconds_per_epoch if result else None,
+                        "eval_seconds": result.eval_seconds if result else None,
                         "latency": latency}
     return report
 
@@ -166,7 +178,8 @@ def format_report(report: dict) -> str:
         params = f"{r['parameters']:,} parameters"
         if r.get("prompt_parameters"):
             params += f" (+ {r['prompt_parameters']:,} prompt)"
-        epoch = "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.2f} s/epoch"
+        epoch = "-" if r["seconds_per_epoch"] is None else (f"{r['seconds_per_epoch']:.2f} s/epoch, validation "
+                                                            f"{r['eval_seconds']:.2f} s (steady state)")
         lat = r["latency"]
         serving = (f"; serving from weights {lat['from_weights_s'] * 1000:.1f} ms, from embedding tables "
                    f"{lat['from_tables_s'] * 1000:.1f} ms") if lat else ""
@@ -182,6 +195,8 @@ def flat_report(report: dict) -> dict[str, float]:
             out["prompt_parameters"] = r["prompt_parameters"]
         if r["seconds_per_epoch"] is not None:
             out[f"{role}_seconds_per_epoch"] = r["seconds_per_epoch"]
+            if r["eval_seconds"] == r["eval_seconds"]:  # not NaN (no evaluation)
+                out[f"{role}_eval_seconds"] = r["eval_seconds"]
         if r["latency"]:
             out[f"{role}_serving_from_weights_ms"] = r["latency"]["from_weights_s"] * 1000
             out[f"{role}_serving_from_tables_ms"] = r["latency"]["from_tables_s"] * 1000
