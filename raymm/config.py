@@ -45,6 +45,7 @@ class SyntheticConfig(_Section):
     test_fraction: float = Field(0.1, ge=0, lt=0.5)
     shard_rows: int = Field(1_000_000, gt=0)
     num_categories: int = Field(8, ge=0)  # item categories (semantic labels); 0 = no item table
+    text_words: int = Field(0, ge=0)  # words of each item's text (items/ column text); 0 = no text
     sequential: bool = False  # histories follow latent item transitions (the sequential family's data)
     transition: float = Field(3.0, ge=0)  # sequential: weight of the transition from the previous item
     split: Literal["fraction", "loo"] = "fraction"  # val/test: latest fractions | leave-one-out (last test, 2nd-last val)

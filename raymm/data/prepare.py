@@ -19,7 +19,7 @@ def prepare_dataset(cfg: Config) -> Dataset:
     if cfg.data.source == "path":
         return load_dataset(cfg.data.path)
     params = cfg.data.synthetic.model_dump()
-    for key, default in (("sequential", False), ("transition", 3.0), ("split", "fraction")):
+    for key, default in (("sequential", False), ("transition", 3.0), ("split", "fraction"), ("text_words", 0)):
         if params[key] == default:  # options added later: at their defaults, the cache key is unchanged
             params.pop(key)
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]

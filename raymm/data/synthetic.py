@@ -21,7 +21,10 @@ Generative story, for a seed:
   ``split: fraction``: the latest ``test_fraction`` go to test, the ``val_fraction`` before to val;
 - item categories (the semantic labels SGFD learns from), when ``num_categories > 0``: the nearest of
   ``num_categories`` random unit directions in factor space, ``argmax_c <q_i, c>``, so items of a
-  category share taste-relevant factors (written as ``items/``, column ``category``).
+  category share taste-relevant factors (written as ``items/``, column ``category``);
+- item texts, when ``text_words > 0``: that many distinct words from a small vocabulary, drawn with
+  logits ``10 <q_i / |q_i|, c_w>`` for random word directions ``c_w`` (column ``text``), so items
+  with similar factors share words (:func:`item_texts`).
 
 Shards are produced one block of users at a time, so tens of millions of interactions never sit in
 memory at once (only the id keys for the duplicate check do).
@@ -69,6 +72,28 @@ def categories(cfg: SyntheticConfig, item_f: np.ndarray) -> np.ndarray:
     directions = rng.normal(0, 1, (cfg.latent_dim, cfg.num_categories)).astype(np.float32)
     directions /= np.linalg.norm(directions, axis=0, keepdims=True)
     return np.argmax(item_f @ directions, axis=1).astype(np.int64)
+
+
+# Item-text vocabulary: everyday product words. Each word gets a random direction in factor space.
+WORDS = ("soft warm bright dark light heavy small large classic modern simple bold quiet loud smooth rough "
+         "sweet sharp fresh vintage cozy sleek rustic playful elegant sporty minimal colorful natural urban "
+         "wooden metal cotton leather glass paper plastic wool silk stone lamp chair book song dance "
+         "video game guitar piano camera phone shoe jacket bag watch toy garden kitchen travel "
+         "beach city mountain forest river ocean night morning summer winter").split()
+
+
+def item_texts(cfg: SyntheticConfig, item_f: np.ndarray) -> np.ndarray:
+    """(I,) item texts of ``cfg.text_words`` distinct words each: word w is drawn (Gumbel-top-k) with
+    logit ``10 <q_i / |q_i|, c_w>`` for a random unit direction ``c_w``, so items with similar
+    factors share words and the text carries taste signal a text encoder can pick up."""
+    rng = np.random.default_rng([cfg.seed, 3000])
+    directions = rng.normal(0, 1, (cfg.latent_dim, len(WORDS)))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    unit = item_f / np.maximum(np.linalg.norm(item_f, axis=1, keepdims=True), 1e-12)
+    logits = 10.0 * unit @ directions + rng.gumbel(size=(len(item_f), len(WORDS)))
+    top = np.argsort(-logits, axis=1)[:, :min(cfg.text_words, len(WORDS))]
+    vocab = np.array(WORDS)
+    return np.array([" ".join(vocab[row]) for row in top], dtype=object)
 
 
 def _activity(rng: np.random.Generator, cfg: SyntheticConfig, n_users: int) -> np.ndarray:
@@ -189,9 +214,12 @@ def _with_splits(cfg, users, u, i, pos) -> pa.Table:
 def generate(cfg: SyntheticConfig, dest: str, overwrite: bool = False) -> Manifest:
     """Generate the dataset described by ``cfg`` into ``dest`` (canonical layout)."""
     _, _, item_f, _ = _factors(cfg)
-    items = None
+    columns = {}
     if cfg.num_categories:
-        items = pa.table({"item_id": np.arange(cfg.num_items, dtype=np.int64), "category": categories(cfg, item_f)})
+        columns["category"] = categories(cfg, item_f)
+    if cfg.text_words:
+        columns["text"] = pa.array(item_texts(cfg, item_f).tolist(), pa.string())
+    items = pa.table({"item_id": np.arange(cfg.num_items, dtype=np.int64), **columns}) if columns else None
     return write_dataset(dest, interaction_shards(cfg), modality_features(cfg, item_f), cfg.num_users,
                          cfg.num_items, source=f"synthetic(seed={cfg.seed})", overwrite=overwrite, items=items,
                          split_protocol="loo" if cfg.split == "loo" else "latest-fraction")

@@ -100,3 +100,23 @@ def test_loo_split_refuses_fraction_options():
 
     with pytest.raises(ValidationError, match="apply to split: fraction"):
         _cfg(split="loo", val_fraction=0.2)
+
+
+def test_item_texts_follow_the_latent_item_factors(tmp_path):
+    from raymm.data.synthetic import WORDS, _factors
+
+    cfg = _cfg(num_categories=0, text_words=6)
+    generate(cfg, str(tmp_path / "syn"))
+    texts = load_dataset(str(tmp_path / "syn")).read_items()["text"]
+    words = [set(t.split()) for t in texts]
+    assert len(texts) == 200 and all(len(w) == 6 and w <= set(WORDS) for w in words)
+    # items close in factor space share more words than random pairs
+    _, _, item_f, _ = _factors(cfg)
+    unit = item_f / np.linalg.norm(item_f, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -2)
+    nearest = cos.argmax(1)
+    rng = np.random.default_rng(0)
+    shared_near = np.mean([len(words[i] & words[j]) for i, j in enumerate(nearest)])
+    shared_random = np.mean([len(words[i] & words[j]) for i, j in enumerate(rng.permutation(200))])
+    assert shared_near > 2 * shared_random
