@@ -20,9 +20,14 @@ def setup_worker_process() -> None:
     - :func:`raymm.ray_logging.quiet_ray_logs`: Ray Data and Ray Train print only warnings and
       errors to the console (their INFO lines per dataset execution and checkpoint drown raymm's
       progress lines); Ray Data's full log stays in ``ray-data.log`` in the session's log directory.
+    - No Ray Data progress bars in workers: a Tune trial materialises its training rows in its own
+      process, whose bars would otherwise fill the sweep's log.
     """
     os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     quiet_ray_logs()
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
 
 
 def runtime_env() -> dict:

@@ -51,9 +51,10 @@ def test_worker_processes_pin_their_cluster_and_quiet_ray_info_lines(one_cpu):
         return (os.environ.get("RAY_ADDRESS"), logging.getLogger("ray.train").getEffectiveLevel(),
                 shown(logging.INFO, "Starting execution of Dataset x"),
                 shown(logging.WARNING, "Progress bars disabled. To enable, ..."),
-                shown(logging.WARNING, "a real warning"))
+                shown(logging.WARNING, "a real warning"), ray.data.DataContext.get_current().enable_progress_bars)
 
-    address, train_level, info, hint, warning = ray.get(probe.remote())
+    address, train_level, info, hint, warning, bars = ray.get(probe.remote())
+    assert bars is False  # a Tune trial's own Ray Data executions print no progress bars
     assert address == ray.get_runtime_context().gcs_address
     assert train_level == logging.WARNING
     assert (info, hint, warning) == (False, False, True)
