@@ -33,16 +33,12 @@ from raymm.config import load_config
 from raymm.data.prepare import prepare_dataset
 from raymm.methods.registry import get_method
 from raymm.models.propagation import mean_of_layers_sampled
-from raymm.sampling import FullNeighbourhood, NeighbourSampler, choose, make_batch
+from raymm.sampling import FullNeighbourhood, NeighbourSampler, choose, make_batch, sampled_edges
 from raymm.train.run import build_shared
 
 
 def edge_ratio(graph, fanouts: list[int], batch: int) -> float:
-    sampled, reach = 0, 3 * batch
-    for f in reversed(fanouts):
-        reach *= f
-        sampled += reach
-    return len(fanouts) * len(graph.indices) / sampled
+    return len(fanouts) * len(graph.indices) / sampled_edges(fanouts, batch)
 
 
 def per_step(config: str, steps: int, repeats: int) -> None:

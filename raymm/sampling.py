@@ -144,9 +144,9 @@ class FullNeighbourhood:
         self.fanouts = [-1] * num_layers
         self.num_nodes = graph.num_nodes
         self.adj = graph.normalized_adjacency(device, normalization)
-        nodes = torch.arange(self.num_nodes)
+        self.seeds = torch.arange(self.num_nodes)  # every node, in id order, for every batch
         empty = torch.zeros(0, dtype=torch.int64)
-        self.block = Block(nodes, self.num_nodes, empty, empty, torch.zeros(0), self.adj)
+        self.block = Block(self.seeds, self.num_nodes, empty, empty, torch.zeros(0), self.adj)
 
     def batch(self, parts: list[np.ndarray], list_items: np.ndarray | None) -> "Batch":
         """A batch whose positions are node ids: ``parts`` = users, positives (B,), negatives (B, N)
@@ -154,7 +154,7 @@ class FullNeighbourhood:
         users, pos, neg = (torch.from_numpy(p) for p in parts)
         nodes = np.unique(np.concatenate([p.reshape(-1) for p in parts]
                                          + ([] if list_items is None else [list_items.reshape(-1)])))
-        return Batch([self.block] * len(self.fanouts), torch.arange(self.num_nodes), users, pos, neg,
+        return Batch([self.block] * len(self.fanouts), self.seeds, users, pos, neg,
                      None if list_items is None else torch.from_numpy(list_items), torch.from_numpy(nodes))
 
 
@@ -175,11 +175,16 @@ def choose(graph: TrainGraph, fanouts: list[int], batch_size: int, propagation: 
         return propagation
     if any(f == -1 for f in fanouts):
         return "full"
-    sampled, reach = 0, 3 * batch_size
+    return "full" if 4 * len(fanouts) * len(graph.indices) <= sampled_edges(fanouts, batch_size) else "sampled"
+
+
+def sampled_edges(fanouts: list[int], batch_size: int) -> int:
+    """About how many edges a sampled batch touches: ``3B (f_L + f_L f_{L-1} + ...)``."""
+    total, reach = 0, 3 * batch_size
     for f in reversed(fanouts):
         reach *= f
-        sampled += reach
-    return "full" if 4 * len(fanouts) * len(graph.indices) <= sampled else "sampled"
+        total += reach
+    return total
 
 
 def neighbourhoods(graph: TrainGraph, fanouts: list[int], batch_size: int, propagation: str,
