@@ -1,8 +1,9 @@
 """Sequential training throughput and memory at scale (one process, CPU, no Ray): synthetic
-sequential data (``raymm.data.synthetic``, ``sequential: true``) with ``--items`` items, KDSR or
-SASRec steps on windows built from the timelines as the Ray Train workers build them, sampled
-softmax (100 negatives). Prints, per configuration, the training interactions per second (median
-of ``--steps`` steps after 3 warm-up steps, batch 256, windows of 50), the projected epoch time,
+sequential data (``raymm.data.synthetic``, ``sequential: true``) with ``--items`` items, SASRec,
+KDSR or ODMT steps on the segments the Ray Train workers build from 256 streamed training rows
+(sampled softmax with 100 negatives for SASRec and KDSR; ODMT's in-batch softmax). Prints, per
+configuration, the training interactions per second (streamed rows per second: median of
+``--steps`` steps after 3 warm-up steps, batch 256, segments of 50), the projected epoch time,
 and the peak RSS growth of the training steps (what the model and the losses allocate beyond the
 data), each configuration in a fresh subprocess.
 
@@ -36,7 +37,8 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
 
     torch.set_num_threads(2)
     users = max(100, interactions // 40)
-    cfg = build_config({}, [f"method.name={method}", f"method.{method}.loss=sampled", "mlflow.log_model=false",
+    loss = [] if method == "odmt" else [f"method.{method}.loss=sampled"]
+    cfg = build_config({}, [f"method.name={method}", *loss, "mlflow.log_model=false",
                             f"data.synthetic.num_users={users}", f"data.synthetic.num_items={items}",
                             f"data.synthetic.num_interactions={interactions}", "data.synthetic.sequential=true",
                             "data.synthetic.split=loo", "model.embedding_dim=64"])
@@ -56,6 +58,8 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
     if method == "kdsr":
         shared.extras["kdsr_codes"] = {m: fit_codes(x, training_pairs(seq, opts.max_len, 20000, 0), opts.num_subspaces,
                                                     opts.num_codes, 0) for m, x in feats.items()}
+    if method == "odmt":
+        shared.extras["item_log_pop"] = np.log1p(shared.graph.degree[syn.num_users:]).astype(np.float32)
     (stage,) = get_method(method).stages(cfg)
     task = stage.task(cfg, shared)
     task.setup(0, 1, "cpu")
@@ -86,7 +90,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interactions", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--items", type=int, nargs="+", default=[50_000])
-    parser.add_argument("--methods", nargs="+", default=["sasrec", "kdsr"])
+    parser.add_argument("--methods", nargs="+", default=["sasrec", "kdsr", "odmt"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -2,15 +2,20 @@
 sequential model reads, and next-item evaluation with full ranking.
 
 The sequential family's counterpart of :mod:`raymm.graph`. Built once on the driver and shared
-through the object store; Ray Data streams the training interactions (the targets) and each worker
-builds their windows here: the up to ``max_len`` items strictly before the target in its user's
-timeline, so a target never appears in its own window. Item ids in windows are shifted by one; 0 is
-padding (windows are left-padded).
+through the object store. Evaluation reads windows: the up to ``max_len`` items strictly before a
+target in its user's timeline, so a target never appears in its own window. Training reads
+segments (:meth:`SequenceData.segments`): Ray Data streams the training interactions and each worker
+keeps the anchors among them (every ``max_len``-th training interaction counted back from each user's
+last one); the segment ending at an anchor trains every position to predict the item after it
+(SASRec's objective, Kang and McAuley 2018, eq. 10), and the segments tile each training timeline,
+so every training interaction but a user's first is a target exactly once per epoch. Item ids in
+windows are shifted by one; 0 is padding (windows are left-padded).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -93,6 +98,30 @@ class SequenceData:
         idx = pos[:, None] - max_len + np.arange(max_len)[None, :]  # (n, L) positions pos-L .. pos-1
         valid = idx >= start[:, None]
         return np.where(valid, self.items[np.maximum(idx, 0)] + 1, 0)
+
+    @cached_property
+    def train_end(self) -> np.ndarray:
+        """(U,) timeline position of each user's last training interaction (-1 when none)."""
+        pos = np.flatnonzero(self.split == SPLIT_CODE["train"])
+        end = np.full(self.num_users, -1, dtype=np.int64)
+        np.maximum.at(end, self.user_of(pos), pos)
+        return end
+
+    def anchors(self, pos: np.ndarray, max_len: int) -> np.ndarray:
+        """Mask of the training positions that end a segment: each user's last training interaction
+        and every ``max_len``-th one before it, except a user's first item (nothing precedes it)."""
+        user = self.user_of(pos)
+        return (pos > self.indptr[user]) & ((self.train_end[user] - pos) % max_len == 0)
+
+    def segments(self, pos: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training segments ending at positions ``pos``: (n, L) inputs, the items at positions
+        pos-L .. pos-1 (:meth:`windows`), and (n, L) targets, the items at pos-L+1 .. pos (item ids,
+        not shifted; -1 where the input is padding). Input k is followed by target k: a causal model
+        trained on all positions predicts each target from the items before it only."""
+        inputs = self.windows(pos, max_len)
+        idx = pos[:, None] - max_len + 1 + np.arange(max_len)[None, :]
+        targets = np.where(inputs != 0, self.items[np.clip(idx, 0, len(self.items) - 1)], -1)
+        return inputs, targets
 
     def examples(self, split: str) -> np.ndarray:
         """Positions of the interactions of ``split`` (each is one next-item example)."""

@@ -34,6 +34,28 @@ def test_window_is_truncated_to_the_most_recent_items():
     assert seq.windows(np.array([3]), 2).tolist() == [[4, 10]]  # items 3, 9 (shifted): the last two before 1
 
 
+def test_segments_tile_each_training_timeline_and_predict_only_from_the_past():
+    # user 0: 8 training items then val, test; user 1: 3 training items; user 2: 1 training item
+    users = np.r_[np.zeros(10, int), np.ones(3, int), 2]
+    items = np.r_[np.arange(10), 10, 11, 12, 13]
+    splits = np.r_[np.zeros(8), 1, 2, 0, 0, 0, 0].astype(np.int8)
+    seq = SequenceData.from_arrays(users, items, splits, np.r_[np.arange(10), np.arange(3), 0], 3, 14)
+    assert seq.train_end.tolist() == [7, 12, 13]
+    train = seq.examples("train")
+    anchors = train[seq.anchors(train, 3)]
+    assert anchors.tolist() == [1, 4, 7, 12]  # 7, 4, 1 for user 0 (0 is a first item), 12 for user 1
+    inputs, targets = seq.segments(anchors, 3)
+    assert inputs.tolist() == [[0, 0, 1], [2, 3, 4], [5, 6, 7], [0, 11, 12]]  # shifted ids
+    assert targets.tolist() == [[-1, -1, 1], [2, 3, 4], [5, 6, 7], [-1, 11, 12]]
+    # each training interaction but a user's first is a target exactly once per epoch
+    got = sorted(t for t in targets.ravel().tolist() if t >= 0)
+    assert got == sorted(seq.items[train][seq.trainable(train)].tolist())
+    for x, y in zip(inputs, targets):  # target k follows input k: never in its own history
+        for k in np.flatnonzero(y >= 0):
+            assert x[k] != 0 and y[k] + 1 not in x[:k + 1]
+            assert (y[k] + 1) == (x[k + 1] if k + 1 < len(x) else y[-1] + 1)
+
+
 def test_split_out_of_time_order_is_refused():
     with pytest.raises(DataValidationError, match="user 0 has a train interaction after a val one"):
         SequenceData.from_arrays(np.array([0, 0]), np.array([1, 2]), np.array([1, 0], np.int8), np.array([1, 2]), 1, 3)

@@ -1,5 +1,6 @@
-"""The sequential family's task: windows from the streamed training interactions, next-item loss,
-full-ranking next-item evaluation (:mod:`raymm.sequences`). SASRec, KDSR and ODMT build on it."""
+"""The sequential family's task: segments from the streamed training interactions, next-item loss
+at every position, full-ranking next-item evaluation (:mod:`raymm.sequences`). SASRec, KDSR and
+ODMT build on it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from raymm.sequences import SequenceData, next_item_sums
 
 
 class SeqBatch:
-    """(B, L) windows and (B,) targets of one training batch, on the device. ``weight`` is 0 for a
-    stand-in batch (one padding-only window) when none of the streamed rows had a history: the step
-    then runs the same graph with a zero loss, so every DDP worker still takes part."""
+    """One training batch on the device: (B, L) segment inputs (shifted ids, 0 = padding) and (B, L)
+    targets (item ids; -1 where the input is padding), from :meth:`raymm.sequences.SequenceData.segments`.
+    ``weight`` is 0 for a stand-in batch (one padding-only segment with one dummy target) when none
+    of the streamed rows was an anchor: the step then runs the same graph with a zero loss, so every
+    DDP worker still takes part."""
 
     def __init__(self, windows: torch.Tensor, targets: torch.Tensor, weight: float = 1.0):
         self.windows, self.targets, self.weight = windows, targets, weight
@@ -24,11 +27,16 @@ class SeqBatch:
     def to(self, device) -> "SeqBatch":
         return SeqBatch(self.windows.to(device), self.targets.to(device), self.weight)
 
+    @property
+    def valid(self) -> torch.Tensor:
+        """(B, L) bool: positions with a target."""
+        return self.targets >= 0
+
 
 def next_item_loss(state: torch.Tensor, item_rows, num_items: int, targets: torch.Tensor, negatives: int = 0,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Cross-entropy of the next item (SASRec trained with a softmax, as in BERT4Rec and the
-    sequential KD papers): (B, d) states, ``item_rows((n,) item ids) -> (n, d)`` vectors, (B,)
+    sequential KD papers): (N, d) states, ``item_rows((n,) item ids) -> (n, d)`` vectors, (N,)
     targets -> scalar.
 
     ``negatives == 0``: full softmax over all ``num_items`` items. ``negatives > 0``: sampled
@@ -68,19 +76,25 @@ class SequentialTask(Task):
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def batch_from_rows(self, rows: dict[str, np.ndarray]) -> SeqBatch:
+        """The segments ending at the streamed rows that are anchors (about one row in ``max_len``
+        on long timelines; the batch holds about as many targets as rows)."""
+        length = self.options().max_len
         pos = self.seq.positions(rows["user_id"].astype(np.int64), rows["item_id"].astype(np.int64))
-        pos = pos[self.seq.trainable(pos)]  # a user's first item has no history to predict it from
+        pos = pos[self.seq.anchors(pos, length)]
         if not len(pos):
-            empty = torch.zeros(1, self.options().max_len, dtype=torch.long)
-            return SeqBatch(empty, torch.zeros(1, dtype=torch.long), weight=0.0).to(self.device)
-        windows = self.seq.windows(pos, self.options().max_len)
-        return SeqBatch(torch.from_numpy(windows), torch.from_numpy(self.seq.items[pos])).to(self.device)
+            targets = torch.full((1, length), -1, dtype=torch.long)
+            targets[0, -1] = 0
+            return SeqBatch(torch.zeros(1, length, dtype=torch.long), targets, weight=0.0).to(self.device)
+        windows, targets = self.seq.segments(pos, length)
+        return SeqBatch(torch.from_numpy(windows), torch.from_numpy(targets)).to(self.device)
 
     def loss(self, model: nn.Module, batch: SeqBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Next-item CE at every position of every segment (SASRec, eq. 10, with a softmax)."""
         opts = self.options()
-        state = model(batch.windows)
+        valid = batch.valid
+        state = model(batch.windows, all_positions=True)[valid]  # (N, d), N = targets in the batch
         rec = self.ranking_module()
-        ce = next_item_loss(state, rec.item_rows, rec.num_items, batch.targets,
+        ce = next_item_loss(state, rec.item_rows, rec.num_items, batch.targets[valid],
                             opts.num_negatives if opts.loss == "sampled" else 0, self.generator)
         return ce * batch.weight, {"ce": ce.item()}
 

@@ -95,18 +95,29 @@ class ODMTRec(nn.Module):
         vec["id"] = self.mlp["id"](out[:, -1]) * keep
         return vec
 
-    def states(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, L) windows -> branch -> (B, d) user states s^b.
+    def states(self, windows: torch.Tensor, all_positions: bool = False,
+               candidates: torch.Tensor | None = None):
+        """(B, L) windows -> branch -> (B, d) user states s^b at the last position, or (B, L, d) at
+        every position with ``all_positions``. With ``candidates`` ((C,) shifted item ids) also
+        returns branch -> (C, d) their item vectors, from the same pass.
 
         The item transformer runs once per distinct item of the batch, not once per position (B x L
         positions hold at most I distinct items); in training an item's dropout draw is therefore
         shared by its occurrences in the batch."""
-        ids, inverse = torch.unique(windows.reshape(-1), return_inverse=True)
+        flat = windows.reshape(-1)
+        if candidates is not None:
+            flat = torch.cat([flat, candidates])
+        ids, inverse = torch.unique(flat, return_inverse=True)
         vec = self.item_vectors(ids)
-        return {b: self.users[b](v[inverse].view(*windows.shape, -1), windows) for b, v in vec.items()}
+        n = windows.numel()
+        states = {b: self.users[b](v[inverse[:n]].view(*windows.shape, -1), windows, all_positions)
+                  for b, v in vec.items()}
+        if candidates is None:
+            return states
+        return states, {b: v[inverse[n:]] for b, v in vec.items()}
 
-    def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.states(windows)
+    def forward(self, windows: torch.Tensor, all_positions: bool = False, candidates: torch.Tensor | None = None):
+        return self.states(windows, all_positions, candidates)
 
     def item_table(self, chunk: int = 4096) -> dict[str, torch.Tensor]:
         """branch -> (I, d) vectors of every item."""

@@ -70,10 +70,13 @@ class CausalEncoder(nn.Module):
             x = block(x, mask) * keep
         return self.norm(x)
 
-    def forward(self, items: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    def forward(self, items: torch.Tensor, windows: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
         """(B, L, d) item vectors, (B, L) windows -> (B, d) state at the last position (equal to
-        ``encode(embed(...))[:, -1]``; the last block computes only that position's query and FFN)."""
+        ``encode(embed(...))[:, -1]``; the last block computes only that position's query and FFN),
+        or with ``all_positions`` (B, L, d) the state at every position (training)."""
         x = self.embed(items, windows)
+        if all_positions:
+            return self.encode(x, windows)
         mask = causal_mask(windows, self.num_heads)
         keep = (windows != 0).unsqueeze(-1)
         for block in self.blocks[:-1]:
@@ -135,9 +138,9 @@ class SASRec(nn.Module):
         """(B, L, d) embedded windows -> (B, L, d) hidden states (each position sees only the past)."""
         return self.encoder.encode(x, windows)
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        """(B, L) windows -> (B, d) state at the last position."""
-        return self.encoder(self.item_vectors(windows), windows)
+    def forward(self, windows: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        """(B, L) windows -> (B, d) state at the last position, or (B, L, d) at every position."""
+        return self.encoder(self.item_vectors(windows), windows, all_positions)
 
     def item_rows(self, ids: torch.Tensor) -> torch.Tensor:
         """(n,) item ids (not shifted) -> (n, d) output item vectors."""

@@ -31,20 +31,21 @@ def test_id_aware_mask_modal_tokens_cannot_see_the_id_token():
     assert torch.allclose(before["id"][0], after["id"][0], atol=1e-6)
 
 
-def test_in_batch_logits_debias_and_mask_repeated_targets():
-    states = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    vec = torch.tensor([[2.0, 0.0], [0.0, 3.0], [2.0, 0.0]])
-    targets = torch.tensor([4, 7, 4])  # rows 0 and 2 share a target
+def test_in_batch_logits_debias_and_mask_the_users_own_items():
+    states = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # 3 target positions
+    cand_ids = torch.tensor([2, 4, 7])
+    vec = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    labels = torch.tensor([1, 2, 0])  # targets 4, 7, 2
+    own = torch.tensor([[True, True, False], [True, True, True], [False, False, False]])
     log_pop = torch.zeros(10)
     log_pop[7] = 1.0
-    logits = in_batch_logits(states, vec, targets, log_pop)
-    assert logits[0].tolist() == [2.0, -1.0, -math.inf]  # column 2 is row 0's own item: masked
-    assert logits[1].tolist() == [0.0, 2.0, 0.0]
-    assert logits[2, 2] == 2.0 and logits[2, 0] == -math.inf
-    assert in_batch_ce(logits).item() == pytest.approx(
-        np.mean([-math.log(math.exp(2) / (math.exp(2) + math.exp(-1))),
-                 -math.log(math.exp(2) / (2 + math.exp(2))),
-                 -math.log(math.exp(2) / (math.exp(2) + math.exp(2)))]), rel=1e-5)
+    logits = in_batch_logits(states, vec, cand_ids, labels, own, log_pop)
+    assert logits[0].tolist() == [-math.inf, 0.0, 0.0]  # item 2 is in row 0's segment: not a negative
+    assert logits[1].tolist() == [-math.inf, -math.inf, 0.0]  # its own target (7) stays
+    assert logits[2].tolist() == [2.0, 3.0, 1.0]
+    assert in_batch_ce(logits, labels).item() == pytest.approx(
+        np.mean([-math.log(1 / 2), 0.0, -math.log(math.exp(2) / (math.exp(2) + math.exp(3) + math.exp(1)))]),
+        rel=1e-5)
 
 
 def test_online_kd_and_ramp_up_by_hand():

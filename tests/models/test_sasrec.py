@@ -17,6 +17,15 @@ def test_no_position_sees_the_future():
     assert not torch.allclose(h[0, 4:], h2[0, 4:])
 
 
+def test_all_positions_training_states_match_the_served_last_state():
+    torch.manual_seed(0)
+    model = SASRec(num_items=20, dim=8, max_len=6, num_blocks=2, num_heads=2, dropout=0.0).eval()
+    w = torch.tensor([[0, 3, 5, 7, 9, 11], [0, 0, 0, 0, 2, 4]])
+    every = model(w, all_positions=True)  # (B, L, d)
+    assert every.shape == (2, 6, 8)
+    assert torch.allclose(every[:, -1], model(w), atol=1e-6)
+
+
 def test_padding_is_invisible_and_never_nan():
     torch.manual_seed(0)
     model = SASRec(num_items=20, dim=8, max_len=5, dropout=0.0).eval()

@@ -26,8 +26,8 @@ class KDSRTraining(nn.Module):
         self.code_mlp = (nn.ModuleDict({m: nn.Sequential(nn.Linear(d, rec.dim), nn.ReLU(), nn.Linear(rec.dim, num_codes))
                                         for m, d in dims.items()}) if num_codes else None)
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.rec(windows)
+    def forward(self, windows: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        return self.rec(windows, all_positions)
 
 
 class KDSRTask(SequentialTask):

@@ -8,20 +8,23 @@ import torch
 import torch.nn.functional as F
 
 
-def in_batch_logits(states: torch.Tensor, targets_vec: torch.Tensor, targets: torch.Tensor,
-                    log_pop: torch.Tensor) -> torch.Tensor:
-    """(B, d) states, (B, d) target item vectors, (B,) target ids, (I,) log item popularity ->
-    (B, B) popularity-debiased in-batch logits ``<s_a, v_b> - log pop(b)``; a column whose item is
-    the row's own target but not on the diagonal (a repeated target) is masked to -inf."""
-    logits = states @ targets_vec.T - log_pop[targets][None, :]
-    same = targets[:, None] == targets[None, :]
-    same.fill_diagonal_(False)
-    return logits.masked_fill(same, -torch.inf)
+def in_batch_logits(states: torch.Tensor, cand_vec: torch.Tensor, cand_ids: torch.Tensor, labels: torch.Tensor,
+                    own: torch.Tensor, log_pop: torch.Tensor) -> torch.Tensor:
+    """Popularity-debiased in-batch logits, as the public code: every target position is scored
+    against every distinct item of the batch's segments.
+
+    (N, d) states of the N target positions, (C, d) candidate item vectors, (C,) candidate item ids,
+    (N,) index of each position's target among the candidates, (N, C) bool ``own``: the candidate is
+    in the same user's segment, (I,) log item popularity -> (N, C) logits ``<s_n, v_c> - log pop(c)``;
+    a candidate from the position's own segment other than its target is not a negative (-inf)."""
+    logits = states @ cand_vec.T - log_pop[cand_ids][None, :]
+    not_label = torch.arange(len(cand_ids), device=labels.device)[None, :] != labels[:, None]
+    return logits.masked_fill(own & not_label, -torch.inf)
 
 
-def in_batch_ce(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy with each row's own target on the diagonal."""
-    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+def in_batch_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy of each row's target column: (N, C) logits, (N,) column indices."""
+    return F.cross_entropy(logits, labels)
 
 
 def online_kd(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""ODMT's single joint stage: every branch's in-batch softmax CE plus online KD between branches
-(ID -> each modality, ensemble -> ID), weighted by the sigmoid ramp-up (Ji et al., ACM MM 2023)."""
+"""ODMT's single joint stage: every branch's in-batch softmax CE at every position of the batch's
+segments plus online KD between branches (ID -> each modality, ensemble -> ID), weighted by the
+sigmoid ramp-up (Ji et al., ACM MM 2023)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,19 @@ class ODMTTask(SequentialTask):
 
     def loss(self, model, batch):
         o, rec = self.options(), self.module
-        states = model(batch.windows)  # branch -> (B, d)
-        targets = batch.targets
-        vec = rec.item_vectors(targets + 1)
-        logits = {b: in_batch_logits(states[b], vec[b], targets, self.log_pop) for b in rec.branches}
+        valid = batch.valid
+        targets = batch.targets[valid]  # (N,)
+        segment = torch.cat([batch.windows - 1, batch.targets[:, -1:]], 1)  # (B, L+1) item ids, -1 = padding
+        cands = torch.unique(segment[segment >= 0])  # (C,) the batch's distinct items
+        states, vec = model(batch.windows, all_positions=True, candidates=cands + 1)
+        labels = torch.searchsorted(cands, targets)
+        own = (segment[:, :, None] == cands[None, None, :]).any(1)[valid.nonzero()[:, 0]]  # (N, C)
+        logits = {b: in_batch_logits(states[b][valid], vec[b], cands, labels, own, self.log_pop)
+                  for b in rec.branches}
         parts = {}
         total = 0.0
         for b in rec.branches:
-            ce = in_batch_ce(logits[b])
+            ce = in_batch_ce(logits[b], labels)
             total = total + ce
             parts[f"ce_{b}"] = ce.item()
         if o.kd_weight:
