@@ -14,7 +14,7 @@ class ODMTConfig(_Section):
     num_blocks: int = Field(2, gt=0)  # causal blocks of each branch's user encoder
     num_heads: int = Field(2, gt=0)  # their heads (divide model.embedding_dim)
     dropout: float = Field(0.2, ge=0, lt=1)
-    tau: float = Field(4.0, gt=0)  # online KD temperature
+    tau: float = Field(0.3, gt=0)  # online KD temperature (the public code's run scripts use 0.3)
     kd_weight: float = Field(1.0, ge=0)  # weight of the online KD terms (0: "w/o online KD")
-    ramp_up_epochs: int = Field(10, ge=0)  # a of the sigmoid ramp-up exp(-5 (1 - min(epoch, a)/a)^2)
+    ramp_up_epochs: int = Field(20, ge=0)  # a of the sigmoid ramp-up exp(-5 (1 - min(epoch, a)/a)^2)
     popularity_debias: bool = True  # subtract log item popularity from the in-batch logits
