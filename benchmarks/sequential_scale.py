@@ -5,7 +5,8 @@ KDSR or ODMT steps on the segments the Ray Train workers build from 256 streamed
 configuration, the training interactions per second (streamed rows per second: median of
 ``--steps`` steps after 3 warm-up steps, batch 256, segments of 50), the projected epoch time,
 and the peak RSS growth of the training steps (what the model and the losses allocate beyond the
-data), each configuration in a fresh subprocess.
+data), each configuration in a fresh subprocess. The data are drawn once per size and cached under
+``benchmarks/.cache`` (the "generate" time then is the read-back).
 
     .venv/bin/python benchmarks/sequential_scale.py --interactions 1000000 --items 50000
     .venv/bin/python benchmarks/sequential_scale.py --interactions 200000 --items 10000 50000 200000   # flat in items?
@@ -20,6 +21,21 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+
+def cached_shards(syn, interactions: int, items: int, generate) -> list:
+    """The synthetic interaction shards, generated once per size (benchmarks/.cache, git-ignored:
+    10M sequential interactions take minutes to draw) and read back as Arrow tables."""
+    import pyarrow.parquet as pq
+
+    folder = Path(__file__).parent / ".cache" / f"seq-{interactions}-{items}"
+    if not (folder / "done").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, table in enumerate(generate(syn)):
+            pq.write_table(table, folder / f"part-{n:05d}.parquet")
+        (folder / "done").touch()
+    return [pq.read_table(f) for f in sorted(folder.glob("part-*.parquet"))]
 
 
 def measure(method: str, interactions: int, items: int, steps: int) -> dict:
@@ -44,7 +60,7 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
                             "data.synthetic.split=loo", "model.embedding_dim=64"])
     syn = cfg.data.synthetic
     start = time.perf_counter()
-    shards = list(interaction_shards(syn))
+    shards = cached_shards(syn, interactions, items, interaction_shards)
     gen_s = time.perf_counter() - start
     seq = SequenceData.from_tables(((f"shard {n}", t) for n, t in enumerate(shards)), syn.num_users, items,
                                    "synthetic")
