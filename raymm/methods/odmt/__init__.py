@@ -13,6 +13,11 @@ from raymm.methods.odmt.tasks import ODMTTask
 from raymm.methods.sasrec import SASRecMethod
 
 
+def item_log_popularity(graph) -> np.ndarray:
+    """(I,) float32 log(1 + training interactions of each item): the in-batch logits' debiasing."""
+    return np.log1p(graph.degree[graph.num_users:]).astype(np.float32)
+
+
 class ODMTMethod(SASRecMethod):
     name = "odmt"
     config_cls = ODMTConfig
@@ -26,8 +31,7 @@ class ODMTMethod(SASRecMethod):
 
     def precompute(self, cfg, dataset, shared) -> None:
         super().precompute(cfg, dataset, shared)
-        counts = shared.graph.degree[shared.graph.num_users:]  # training interactions per item
-        shared.extras["item_log_pop"] = np.log1p(counts).astype(np.float32)
+        shared.extras["item_log_pop"] = item_log_popularity(shared.graph)
 
     def stages(self, cfg):
         return [Stage("odmt", ODMTTask, cfg.train.epochs, cfg.train.patience)]
