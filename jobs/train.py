@@ -6,7 +6,8 @@
 ``method.name`` picks the method (``lightgcn``, ``promptmm``, ``sgfd``); its stages run in order,
 each one Ray Train run, under one MLflow parent run (a child run per stage when there are several).
 Relaunching the same config resumes: finished stages are skipped, an interrupted one continues
-from its latest checkpoint. The served model (the last stage's best) is logged as the pyfunc
+from its latest checkpoint. Relaunching an explicit ``output.run_name`` with a config that trains
+something else is refused, naming the keys that differ. The served model (the last stage's best) is logged as the pyfunc
 recommender of ``raymm.serving``, which ``jobs/recommend.py``, ``jobs/evaluate.py`` and
 ``mlflow models predict`` load.
 """
@@ -26,7 +27,7 @@ from raymm.models.registry import from_payload
 from raymm.serving import log_served_model
 from raymm.storage import check_output_dir
 from raymm.tracking import Tracker, check_tracking_store, tracking_uri, ui_command, write_json
-from raymm.train.run import build_shared, run_name_for
+from raymm.train.run import build_shared, check_resume, run_name_for
 from raymm.train.stages import (efficiency_report, flat_report, format_report, plan_stages, run_dir_for, run_plan,
                                 run_stage)
 
@@ -46,6 +47,7 @@ check_output_dir(cfg)
 check_tracking_store(tracking_uri(cfg))
 run_name = run_name_for(cfg)
 run_dir = run_dir_for(cfg, run_name)  # created once the input has been checked
+check_resume(cfg, run_name, run_dir)  # a relaunch under the same name must train the same thing
 
 # 2. Data (validated on load; the synthetic default is generated once and cached), what the method
 #    precomputes, and its stages (a saved teacher standing in for a stage is checked here).

@@ -303,8 +303,8 @@ def load_config(paths: str | Path | list | None = None, overrides: list[str] = (
     return build_config(tree, overrides, " + ".join(str(p) for p in paths) or "<defaults>")
 
 
-def flatten(cfg: Config) -> dict[str, Any]:
-    """Dotted-key view of a config (for MLflow params)."""
+def flatten_tree(tree: dict) -> dict[str, Any]:
+    """Dotted-key view of a nested mapping: {"a": {"b": 1}} -> {"a.b": 1}."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -314,5 +314,10 @@ def flatten(cfg: Config) -> dict[str, Any]:
         else:
             out[prefix] = node
 
-    walk("", cfg.model_dump())
+    walk("", tree)
     return out
+
+
+def flatten(cfg: Config) -> dict[str, Any]:
+    """Dotted-key view of a config (for MLflow params)."""
+    return flatten_tree(cfg.model_dump())

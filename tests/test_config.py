@@ -103,3 +103,21 @@ def test_every_shipped_sweep_is_valid(path):
 
     sweep, base = load_sweep(path, ["teacher_checkpoint=null"])  # (a saved teacher is checked when the sweep runs)
     assert sweep.space and base.method.name
+
+
+def test_a_relaunch_under_the_same_run_name_must_train_the_same_config(tmp_path):
+    """Same name + changed config would resume the old checkpoints and ignore the change: refused,
+    naming the key; where the run runs and logs may change."""
+    import yaml
+
+    from raymm.train.run import check_resume
+
+    cfg = load_config("conf/sasrec.yaml", ["output.run_name=r"])
+    check_resume(cfg, "r", str(tmp_path))  # a first launch: nothing to compare with
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))  # as jobs/train.py
+    check_resume(cfg, "r", str(tmp_path))
+    check_resume(load_config("conf/sasrec.yaml", ["output.run_name=r", "train.num_workers=1",
+                                                  "mlflow.log_model=false"]), "r", str(tmp_path))
+    changed = load_config("conf/sasrec.yaml", ["output.run_name=r", "train.lr=0.01", "method.sasrec.max_len=20"])
+    with pytest.raises(ConfigError, match=r"method.sasrec.max_len: 50 -> 20; train.lr: 0.001 -> 0.01"):
+        check_resume(changed, "r", str(tmp_path))

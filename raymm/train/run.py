@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,7 +19,10 @@ import ray.train
 from ray.data.expressions import col
 from ray.train.torch import TorchTrainer
 
-from raymm.config import Config
+import yaml
+
+from raymm.config import Config, flatten, flatten_tree
+from raymm.configbase import ConfigError
 from raymm.data.store import Dataset
 from raymm.errors import InputError
 from raymm.graph import EvalSplit, TrainGraph
@@ -44,6 +48,37 @@ def run_name_for(cfg: Config) -> str:
         return cfg.output.run_name
     digest = hashlib.sha1(json.dumps(cfg.model_dump(), sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.method.name}-{digest}"
+
+
+# Settings a relaunch may change without changing what it trains: where it runs and where it logs.
+RESUME_MAY_CHANGE = ("output.", "mlflow.", "train.num_workers", "train.use_gpu", "train.cpus_per_worker",
+                     "train.placement_strategy", "train.max_failures", "train.resource_wait_s",
+                     "eval.user_batch_size")
+
+
+def check_resume(cfg: Config, run_name: str, run_dir: str) -> None:
+    """Refuse to relaunch run ``run_name`` with a config that trains something else.
+
+    A relaunch under an existing run name resumes that run's checkpoints and skips its finished
+    stages, so a changed config would be silently ignored. ``<run_dir>/config.yaml`` (written by the
+    first launch) must agree with ``cfg`` on every key but :data:`RESUME_MAY_CHANGE`; the error names
+    each key that differs."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        tree = yaml.safe_load(f) or {}
+    old, new = flatten_tree(tree), flatten(cfg)
+    missing = "<unset>"
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k, missing) != new.get(k, missing) and not k.startswith(RESUME_MAY_CHANGE))
+    if changed:
+        diff = "; ".join(f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in changed[:8])
+        more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+        raise ConfigError(f"output.run_name {run_name!r}: {path} was written by a run with a different config "
+                          f"({diff}{more}); relaunching under this name would resume that run's checkpoints and "
+                          f"ignore the change. Give output.run_name a new name (or delete {run_dir} and the "
+                          f"run's checkpoints to start it again)")
 
 
 def build_shared(dataset: Dataset, cfg: Config) -> SharedData:
