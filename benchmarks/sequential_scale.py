@@ -48,7 +48,7 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
     from raymm.methods.base import SharedData
     from raymm.methods.kdsr import training_pairs
     from raymm.methods.kdsr.losses import fit_codes
-    from raymm.methods.odmt import item_log_popularity
+    from raymm.methods.odmt import item_popularity
     from raymm.methods.registry import get_method
     from raymm.sequences import SequenceData
 
@@ -76,7 +76,7 @@ def measure(method: str, interactions: int, items: int, steps: int) -> dict:
         shared.extras["kdsr_codes"] = {m: fit_codes(x, training_pairs(seq, opts.max_len, 20000, 0), opts.num_subspaces,
                                                     opts.num_codes, 0) for m, x in feats.items()}
     if method == "odmt":
-        shared.extras["item_log_pop"] = item_log_popularity(shared.graph)
+        shared.extras["item_pop"] = item_popularity(shared.graph)
     (stage,) = get_method(method).stages(cfg)
     task = stage.task(cfg, shared)
     task.setup(0, 1, "cpu")

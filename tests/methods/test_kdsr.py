@@ -131,7 +131,7 @@ def test_a_batch_of_first_items_is_a_zero_loss_step_not_a_divergence(method):
     task, seq = _task()
     cfg = load_config(f"conf/{method}.yaml", ["model.embedding_dim=8", f"method.{method}.max_len=4"])
     (stage,) = get_method(method).stages(cfg)
-    task.shared.extras["item_log_pop"] = np.zeros(7, np.float32)  # what ODMT precomputes
+    task.shared.extras["item_pop"] = np.full(7, 1 / 7, np.float32)  # what ODMT precomputes
     task = stage.task(cfg, task.shared)
     task.setup(0, 1, "cpu")
     task.start_epoch(0, 5)

@@ -13,9 +13,11 @@ from raymm.methods.odmt.tasks import ODMTTask
 from raymm.methods.sasrec import SASRecMethod
 
 
-def item_log_popularity(graph) -> np.ndarray:
-    """(I,) float32 log(1 + training interactions of each item): the in-batch logits' debiasing."""
-    return np.log1p(graph.degree[graph.num_users:]).astype(np.float32)
+def item_popularity(graph) -> np.ndarray:
+    """(I,) float32 share of the training interactions held by each item (sums to 1): the in-batch
+    logits' debiasing (:func:`raymm.methods.odmt.losses.inclusion_log_prob`)."""
+    counts = graph.degree[graph.num_users:].astype(np.float64)
+    return (counts / max(counts.sum(), 1.0)).astype(np.float32)
 
 
 class ODMTMethod(SASRecMethod):
@@ -31,7 +33,7 @@ class ODMTMethod(SASRecMethod):
 
     def precompute(self, cfg, dataset, shared) -> None:
         super().precompute(cfg, dataset, shared)
-        shared.extras["item_log_pop"] = item_log_popularity(shared.graph)
+        shared.extras["item_pop"] = item_popularity(shared.graph)
 
     def stages(self, cfg):
         return [Stage("odmt", ODMTTask, cfg.train.epochs, cfg.train.patience)]

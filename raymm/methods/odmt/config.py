@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from raymm.configbase import _Section
@@ -17,4 +19,8 @@ class ODMTConfig(_Section):
     tau: float = Field(0.3, gt=0)  # online KD temperature (the public code's run scripts use 0.3)
     kd_weight: float = Field(1.0, ge=0)  # weight of the online KD terms (0: "w/o online KD")
     ramp_up_epochs: int = Field(20, ge=0)  # a of the sigmoid ramp-up exp(-5 (1 - min(epoch, a)/a)^2)
-    popularity_debias: bool = True  # subtract log item popularity from the in-batch logits
+    popularity_debias: bool = True  # subtract the log-Q (inclusion probability) of each in-batch candidate
+    # Items of a position's own segment (other than its target) as in-batch negatives: "as_eval" drops
+    # them when eval.mask_history is true (the public code's protocol: masked in training and ranking)
+    # and keeps them when it is false, so that training and ranking treat history items alike.
+    history_negatives: Literal["as_eval", "drop", "keep"] = "as_eval"

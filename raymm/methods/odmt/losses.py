@@ -8,18 +8,30 @@ import torch
 import torch.nn.functional as F
 
 
-def in_batch_logits(states: torch.Tensor, cand_vec: torch.Tensor, cand_ids: torch.Tensor, labels: torch.Tensor,
-                    own: torch.Tensor, log_pop: torch.Tensor) -> torch.Tensor:
-    """Popularity-debiased in-batch logits, as the public code: every target position is scored
-    against every distinct item of the batch's segments.
+def inclusion_log_prob(pop: torch.Tensor, draws: int) -> torch.Tensor:
+    """(C,) training frequencies p of the batch's distinct items, ``draws`` = n item occurrences in
+    the batch -> (C,) log P(item among the batch) = log(1 - (1 - p)^n).
 
-    (N, d) states of the N target positions, (C, d) candidate item vectors, (C,) candidate item ids,
-    (N,) index of each position's target among the candidates, (N, C) bool ``own``: the candidate is
-    in the same user's segment, (I,) log item popularity -> (N, C) logits ``<s_n, v_c> - log pop(c)``;
-    a candidate from the position's own segment other than its target is not a negative (-inf)."""
-    logits = states @ cand_vec.T - log_pop[cand_ids][None, :]
-    not_label = torch.arange(len(cand_ids), device=labels.device)[None, :] != labels[:, None]
-    return logits.masked_fill(own & not_label, -torch.inf)
+    This is the log-Q correction of sampled softmax for a candidate set of distinct items. For a large
+    catalogue (n p << 1) it is log p + log n, the public code's "minus log popularity" up to a constant
+    that cancels in the softmax; for an item that every batch holds it tends to 0, so a batch that
+    covers the whole catalogue is scored as a full softmax instead of over-penalising popular items."""
+    return torch.log(-torch.expm1(draws * torch.log1p(-pop.clamp(max=1 - 1e-7))))
+
+
+def in_batch_logits(states: torch.Tensor, cand_vec: torch.Tensor, labels: torch.Tensor, not_negative: torch.Tensor,
+                    log_q: torch.Tensor) -> torch.Tensor:
+    """Popularity-debiased in-batch logits (Ji et al. 2023, Sec. 3.3): every target position is
+    scored against every distinct item of the batch's segments.
+
+    (N, d) states of the N target positions, (C, d) candidate item vectors, (N,) index of each
+    position's target among the candidates, (N, C) bool ``not_negative`` (e.g. the candidate is in the
+    same user's segment), (C,) log inclusion probability of each candidate (:func:`inclusion_log_prob`;
+    zeros: no debiasing) -> (N, C) logits ``<s_n, v_c> - log_q(c)``; a ``not_negative`` candidate
+    other than the position's target gets -inf."""
+    logits = states @ cand_vec.T - log_q[None, :]
+    not_label = torch.arange(len(log_q), device=labels.device)[None, :] != labels[:, None]
+    return logits.masked_fill(not_negative & not_label, -torch.inf)
 
 
 def in_batch_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raymm.methods.odmt.losses import in_batch_ce, in_batch_logits, online_kd, ramp_up
+from raymm.methods.odmt.losses import in_batch_ce, in_batch_logits, inclusion_log_prob, online_kd, ramp_up
 from raymm.methods.sequential import SequentialTask
 from raymm.models.odmt import ODMTRec
 from raymm.sequences import next_item_sums
@@ -21,9 +21,9 @@ class ODMTTask(SequentialTask):
 
     def setup(self, rank: int, world: int, device) -> None:
         super().setup(rank, world, device)
-        pop = torch.tensor(self.shared.extras["item_log_pop"]) if self.options().popularity_debias else \
-            torch.zeros(self.graph.num_items)
-        self.log_pop = pop.float().to(device)
+        self.pop = torch.tensor(self.shared.extras["item_pop"]).float().to(device)
+        mode = self.options().history_negatives
+        self.drop_history = mode == "drop" or (mode == "as_eval" and self.cfg.eval.mask_history)
 
     def loss(self, model, batch):
         o, rec = self.options(), self.module
@@ -33,9 +33,13 @@ class ODMTTask(SequentialTask):
         cands = torch.unique(segment[segment >= 0])  # (C,) the batch's distinct items
         states, vec = model(batch.windows, all_positions=True, candidates=cands + 1)
         labels = torch.searchsorted(cands, targets)
-        own = (segment[:, :, None] == cands[None, None, :]).any(1)[valid.nonzero()[:, 0]]  # (N, C)
-        logits = {b: in_batch_logits(states[b][valid], vec[b], cands, labels, own, self.log_pop)
-                  for b in rec.branches}
+        if self.drop_history:  # (N, C): the candidate is in the position's own segment
+            not_negative = (segment[:, :, None] == cands[None, None, :]).any(1)[valid.nonzero()[:, 0]]
+        else:
+            not_negative = torch.zeros(len(targets), len(cands), dtype=torch.bool, device=cands.device)
+        log_q = inclusion_log_prob(self.pop[cands], int((segment >= 0).sum())) if o.popularity_debias else \
+            torch.zeros(len(cands), device=cands.device)
+        logits = {b: in_batch_logits(states[b][valid], vec[b], labels, not_negative, log_q) for b in rec.branches}
         parts = {}
         total = 0.0
         for b in rec.branches:
