@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
-exec .venv/bin/python -m pytest -m "not slow" -q "$@"
+exec .venv/bin/python -m pytest -m "not slow" -q --durations=25 "$@"
