@@ -3,7 +3,8 @@
 A payload (what ``best_model.pt`` holds) is ``{"kind", "version", "hparams", "state_dict"}`` plus
 extras a method adds. A class joins with ``@register("kind", version)``; it provides ``hparams()``
 and, when rebuilding needs more than ``cls(**hparams)`` (modality features, sub-modules), a
-classmethod ``from_payload(payload, features)``. Loading checks kind and version and says what is
+classmethod ``from_payload(payload, features)``; one whose weights partly come from elsewhere (a
+packaged pre-trained encoder) saves only its own part by defining ``payload_state()``. Loading checks kind and version and says what is
 wrong instead of guessing.
 """
 
@@ -37,8 +38,9 @@ def to_payload(module: nn.Module) -> dict:
     kind = getattr(type(module), "kind", None)
     if kind is None:
         raise TypeError(f"{type(module).__name__} is not a registered model (raymm.models.registry.register)")
+    state = module.payload_state() if hasattr(module, "payload_state") else module.state_dict()
     return {"kind": kind, "version": type(module).format_version, "hparams": module.hparams(),
-            "state_dict": cpu_state(module.state_dict())}
+            "state_dict": cpu_state(state)}
 
 
 def model_class(payload: dict, source: str = "payload") -> type:
