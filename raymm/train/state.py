@@ -28,13 +28,15 @@ class TrainState:
     best_val: dict = field(default_factory=dict)
     best_test: dict = field(default_factory=dict)
 
-    def observe(self, epoch: int, score: float, patience: int) -> bool:
-        """Record an evaluated epoch; return True when it is the new best."""
+    def observe(self, epoch: int, score: float, patience: int, min_epochs: int = 0) -> bool:
+        """Record an evaluated epoch (counted from 0); return True when it is the new best. The run
+        stops early after ``patience`` evaluations without a new best, never before ``min_epochs``
+        epochs have run."""
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
             return True
         self.bad_epochs += 1
-        self.stopped_early = self.bad_epochs >= patience
+        self.stopped_early = self.bad_epochs >= patience and epoch + 1 >= min_epochs
         return False
 
 

@@ -139,7 +139,7 @@ def train_loop_per_worker(config: dict) -> None:
             eval_start = time.perf_counter()
             val_metrics = _evaluate(task, "val", cfg)
             metrics.update({f"val_{k}": v for k, v in val_metrics.items()})
-            if state.observe(epoch, val_metrics[selector], patience):
+            if state.observe(epoch, val_metrics[selector], patience, spec.min_epochs):
                 state.best_val = val_metrics
                 best_model = task.payload()
                 best_model["epoch"] = epoch

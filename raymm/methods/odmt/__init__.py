@@ -36,7 +36,11 @@ class ODMTMethod(SASRecMethod):
         shared.extras["item_pop"] = item_popularity(shared.graph)
 
     def stages(self, cfg):
-        return [Stage("odmt", ODMTTask, cfg.train.epochs, cfg.train.patience)]
+        o = cfg.method.odmt
+        # The KD weight ramps up over the first ramp_up_epochs: validation is not judged before the
+        # objective is fixed (the public code never stops early; it keeps the best validation epoch).
+        return [Stage("odmt", ODMTTask, cfg.train.epochs, cfg.train.patience,
+                      min_epochs=o.ramp_up_epochs if o.kd_weight else 0)]
 
 
 METHOD = ODMTMethod()
