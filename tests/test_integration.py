@@ -258,3 +258,34 @@ def test_sequential_distillation_job_end_to_end(tmp_path, method, extra, terms):
     served = mlflow.pyfunc.load_model(f"models:/raymm-{method}/1")
     recs = served.predict(pd.DataFrame({"user_id": [7], "history": [[3, 5, 9]]}), params={"k": 5})
     assert recs["rank"].tolist() == [1, 2, 3, 4, 5] and not set(recs["item_id"]) & {3, 5, 9}
+
+
+@pytest.mark.slow
+def test_ptmrec_job_end_to_end(tmp_path):
+    """PTMRec's two stages through jobs/train.py (2 DDP workers, the encoder's adapter tuned in the
+    workers): stage 1's metrics kept beside stage 2's, the served model registered, and
+    jobs/evaluate.py scoring the saved stage-2 model as training did."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    tiny = [t for t in TINY if not t.startswith(("method.name", "data.synthetic.modalities"))]
+    cmd = [sys.executable, "jobs/train.py", "--config", "conf/ptmrec.yaml", *tiny, "data.synthetic.text_words=6",
+           "method.ptmrec.stage1_epochs=2", "method.ptmrec.fresh_items=32", "method.ptmrec.max_tokens=12",
+           "train.epochs=2", f"output.dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "[raymm] recommender epoch 2/2" in out and "[raymm] tune epoch 2/2" in out
+    metrics_line = [l for l in proc.stdout.splitlines() if l.startswith("[raymm] metrics: ")][-1]
+    results = json.loads(Path(metrics_line.split(": ", 1)[1]).read_text())
+    assert results["stage"] == "tune" and results["recommender"]["val"]["recall@20"] > 0
+    assert results["registered_model"] == "models:/raymm-ptmrec/1"
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(results["tracking_uri"]).get_run(results["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    best = Path(tmp_path) / "runs" / results["run_name"] / "tune_best_model.pt"
+    ev = subprocess.run([sys.executable, "jobs/evaluate.py", "--model", str(best), "--data", results["dataset"],
+                         "--split", "val"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    scored = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert scored["recall@20"] == pytest.approx(results["val"]["recall@20"], abs=1e-6)

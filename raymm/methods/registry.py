@@ -8,10 +8,11 @@ from raymm.methods.kdsr import METHOD as KDSR
 from raymm.methods.lightgcn import METHOD as LIGHTGCN
 from raymm.methods.odmt import METHOD as ODMT
 from raymm.methods.promptmm import METHOD as PROMPTMM
+from raymm.methods.ptmrec import METHOD as PTMREC
 from raymm.methods.sasrec import METHOD as SASREC
 from raymm.methods.sgfd import METHOD as SGFD
 
-METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR, ODMT)}
+METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR, ODMT, PTMREC)}
 
 
 def get_method(name: str) -> Method:

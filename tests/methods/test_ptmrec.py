@@ -60,3 +60,93 @@ def test_cache_encodes_the_batch_fresh_and_refreshes_the_rest_every_n_steps():
     cache.step(enc)  # step 2 of 2: everything re-encoded
     assert cache.refreshes == 2
     assert torch.allclose(cache.cache[:, 0], torch.tensor([1.0, 5.0, 9.0, 13.0, 17.0, 21.0]))
+
+
+def _shared(*overrides):
+    """6 users, 8 items with short texts; stage 1 fitted for a few steps."""
+    from raymm.config import load_config
+    from raymm.graph import EvalSplit, TrainGraph
+    from raymm.methods.base import SharedData
+    from raymm.methods.ptmrec import frozen_text_vectors
+    from raymm.models.registry import to_payload
+    from raymm.models.text_encoder import tokenize
+
+    cfg = load_config("conf/ptmrec.yaml", ["model.embedding_dim=8", "train.fanouts=[3,3]", "train.batch_size=8",
+                                            "method.ptmrec.refresh_every=2", "method.ptmrec.max_tokens=8", *overrides])
+    users = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    items = np.array([0, 1, 1, 2, 3, 4, 4, 5, 6, 7, 7, 0])
+    texts = ["red shirt", "blue shirt", "green shirt", "toy car", "toy train", "toy plane", "milk bottle", "baby food"]
+    shared = SharedData(TrainGraph.from_interactions(users, items, 6, 8), EvalSplit.from_interactions(users[:2], items[2:4]),
+                        None, None, {"tokens": tokenize(texts, 8)})
+    shared.features = {"text": frozen_text_vectors(shared.extras["tokens"])}
+    return cfg, shared, users, items
+
+
+def _steps(task, users, items, steps):
+    opt = task.optimizer(list(task.module.parameters()))
+    parts = {}
+    for _ in range(steps):
+        loss, parts = task.loss(task.module, task.batch_from_rows({"user_id": users, "item_id": items}))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return parts
+
+
+@pytest.mark.parametrize("peft", ["lora", "prompt"])
+def test_stage2_tunes_only_the_adapter_and_the_recommender_from_stage_1(peft):
+    from raymm.methods.ptmrec.tasks import RecommenderTask, TuneTask
+    from raymm.models.registry import from_payload, to_payload
+
+    cfg, shared, users, items = _shared(f"method.ptmrec.peft={peft}")
+    torch.manual_seed(0)
+    stage1 = RecommenderTask(cfg, shared)
+    stage1.setup(0, 1, "cpu")
+    stage1.start_epoch(0)
+    _steps(stage1, users, items, 3)
+    shared.extras["recommender"] = to_payload(stage1.module)
+    task = TuneTask(cfg, shared)
+    task.on_fresh_start("cpu")
+    assert torch.equal(task.module.rec.embedding.weight, stage1.module.embedding.weight)  # starts from stage 1
+    task.setup(0, 1, "cpu")
+    task.start_epoch(0)
+    base = {n: p.detach().clone() for n, p in task.module.encoder.named_parameters() if not p.requires_grad}
+    adapter = {n: p.detach().clone() for n, p in task.module.encoder.named_parameters() if p.requires_grad}
+    rec = task.module.rec.embedding.weight.detach().clone()
+    parts = _steps(task, users, items, 3)
+    assert set(parts) == {"bpr", "kt_item", "kt_user"} and all(np.isfinite(v) for v in parts.values())
+    for n, p in task.module.encoder.named_parameters():
+        assert torch.equal(p, base[n]) if n in base else not torch.equal(p, adapter[n]), n
+    assert not torch.equal(task.module.rec.embedding.weight, rec)
+    assert task.module.cache.refreshes == 2  # first use, then after step 2 of 3
+    # the saved model: adapter, recommender and tokens, no base weights; it ranks as the trained one
+    payload = task.payload()
+    assert not any(k.startswith("encoder.") and "lora" not in k and "prompt" not in k for k in payload["state_dict"])
+    again = from_payload(payload)
+    u1, i1 = task.module.full_embeddings(task.adj)
+    u2, i2 = again.full_embeddings(task.adj)
+    assert torch.allclose(u1, u2, atol=1e-5) and torch.allclose(i1, i2, atol=1e-5)
+    new = again.new_item_embeddings(torch.as_tensor(shared.extras["tokens"]["input_ids"][:2]),
+                                    torch.as_tensor(shared.extras["tokens"]["attention_mask"][:2]))
+    assert new.shape == (2, 8)
+
+
+def test_without_knowledge_transfer_stage2_is_plain_bpr():
+    from raymm.methods.ptmrec.tasks import TuneTask
+    from raymm.models.lightgcn_m import LightGCNM
+    from raymm.models.registry import to_payload
+
+    cfg, shared, users, items = _shared("method.ptmrec.kt_item_weight=0", "method.ptmrec.kt_user_weight=0")
+    shared.extras["recommender"] = to_payload(LightGCNM(6, 8, shared.features, 8, 2))
+    task = TuneTask(cfg, shared)
+    task.setup(0, 1, "cpu")
+    task.start_epoch(0)
+    assert set(_steps(task, users, items, 1)) == {"bpr"}
+    assert TuneTask.loss_label(cfg) == "BPR + L2"
+
+
+def test_an_option_of_the_other_adapter_is_an_error():
+    from raymm.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="prompt_tokens=4 does nothing with peft=lora"):
+        load_config("conf/ptmrec.yaml", ["method.ptmrec.prompt_tokens=4"])

@@ -1,7 +1,64 @@
-"""PTMRec (Zhang, Luo, Zhang and Fang, "Bridging Domain Gaps between Pretrained Multimodal Models and
-Recommendations", arXiv 2502.15542; spec ``../shared/docs/methods.md``, "PTMRec"): a pre-trained
-text encoder tuned with a PEFT adapter under guidance from a recommender.
+"""``method.name: ptmrec``: PTMRec (Zhang, Luo, Zhang and Fang, "Bridging Domain Gaps between
+Pretrained Multimodal Models and Recommendations", arXiv 2502.15542; spec
+``../shared/docs/methods.md``, "PTMRec"; the paper has no public code). A pre-trained text encoder
+(the packaged all-MiniLM-L6-v2) is tuned with a PEFT adapter under guidance from a recommender.
 
-Built so far (issue 12, in progress; the method is not registered yet): the tunable encoder
-(:mod:`raymm.models.text_encoder`), the knowledge-transfer loss (:mod:`.losses`) and the
-item-embedding cache (:mod:`.cache`). The stages, the config section and the jobs come next."""
+Stage 1 (``recommender``) trains LightGCN-M on the frozen encoder's item text vectors; stage 2
+(``tune``) trains the adapter and the recommender with BPR plus the knowledge transfer from stage 1
+(:mod:`raymm.methods.ptmrec.tasks`). The dataset needs item texts (``items/`` column ``text``);
+they are tokenised and encoded by the frozen encoder once, on the driver."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from raymm.errors import InputError
+from raymm.methods.base import Method, Stage
+from raymm.methods.ptmrec.config import PTMRecConfig
+from raymm.methods.ptmrec.tasks import RecommenderTask, TuneTask
+from raymm.models.text_encoder import TextEncoder, tokenize
+
+
+def frozen_text_vectors(tokens: dict[str, np.ndarray], chunk: int = 256) -> np.ndarray:
+    """(I, 384) float32 item text vectors of the frozen encoder (stage 1's features)."""
+    enc = TextEncoder("none").eval()
+    ids, mask = torch.as_tensor(tokens["input_ids"]), torch.as_tensor(tokens["attention_mask"])
+    with torch.no_grad():
+        parts = [enc(ids[s:s + chunk], mask[s:s + chunk]) for s in range(0, len(ids), chunk)]
+    return torch.cat(parts).numpy().astype(np.float32)
+
+
+class PTMRecMethod(Method):
+    name = "ptmrec"
+    config_cls = PTMRecConfig
+
+    def check(self, cfg, dataset) -> None:
+        super().check(cfg, dataset)
+        if not dataset.manifest.item_files:
+            raise InputError(f"method ptmrec needs item texts; dataset {dataset.uri} has no item table (items/)")
+
+    def precompute(self, cfg, dataset, shared) -> None:
+        items = dataset.read_items()
+        where = dataset.path(dataset.manifest.item_files[0])
+        if "text" not in items:
+            raise InputError(f"method ptmrec needs item texts: {where} has no column 'text'")
+        texts = items["text"].astype(str)
+        empty = np.flatnonzero(np.char.str_len(texts) == 0)
+        if empty.size:
+            raise InputError(f"{where}: column 'text', row {int(empty[0])}: empty item text "
+                             f"({empty.size} item(s) have none)")
+        shared.extras["tokens"] = tokenize(texts.tolist(), cfg.method.ptmrec.max_tokens)
+        shared.features = {"text": frozen_text_vectors(shared.extras["tokens"])}
+
+    def stages(self, cfg):
+        o = cfg.method.ptmrec
+        return [Stage("recommender", RecommenderTask, o.stage1_epochs, o.stage1_patience),
+                Stage("tune", TuneTask, cfg.train.epochs, cfg.train.patience)]
+
+    def after_stage(self, stage, payload, shared) -> None:
+        if stage.name == "recommender":
+            shared.extras["recommender"] = payload
+
+
+METHOD = PTMRecMethod()

@@ -27,14 +27,21 @@ class ItemTextCache:
         self.steps = 0
         self.refreshes = 0
 
+    def encode(self, encoder: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+        """(n, d) encoder vectors of items ``rows``, their tokens cut to the longest text among them
+        (padding past it changes nothing: it is masked out of attention and pooling)."""
+        device = next(encoder.parameters()).device
+        ids, mask = self.ids[rows], self.mask[rows]
+        width = max(int(mask.sum(1).max()), 1)
+        return encoder(ids[:, :width].to(device), mask[:, :width].to(device))
+
     @torch.no_grad()
     def refresh(self, encoder: nn.Module) -> None:
         """Re-encode every item (eval mode: no dropout; the encoder's mode is restored)."""
         was_training = encoder.training
         encoder.eval()
-        device = next(encoder.parameters()).device
-        parts = [encoder(self.ids[s:s + self.chunk].to(device), self.mask[s:s + self.chunk].to(device))
-                 for s in range(0, len(self.ids), self.chunk)]
+        order = torch.arange(len(self.ids))
+        parts = [self.encode(encoder, order[s:s + self.chunk]) for s in range(0, len(self.ids), self.chunk)]
         encoder.train(was_training)
         self.cache = torch.cat(parts)
         self.refreshes += 1
@@ -44,10 +51,10 @@ class ItemTextCache:
         every other row from the cache (refreshed first if there is none yet)."""
         if self.cache is None:
             self.refresh(encoder)
-        device = self.cache.device
-        fresh = encoder(self.ids[items.cpu()].to(device), self.mask[items.cpu()].to(device))
+        fresh = self.encode(encoder, items.cpu())
+        items = items.to(self.cache.device)
         self.cache[items] = fresh.detach()
-        return self.cache.index_copy(0, items.to(device), fresh)
+        return self.cache.index_copy(0, items, fresh)
 
     def step(self, encoder: nn.Module) -> None:
         """Count one optimiser step; re-encode everything every ``every`` steps."""
