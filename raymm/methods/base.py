@@ -139,8 +139,9 @@ class Task:
 @dataclass(frozen=True)
 class Stage:
     """One Ray Train run of a method: its name (run-name suffix, MLflow child run), its task, and
-    how long it may train. ``min_epochs``: early stopping never ends it sooner (an objective that
-    changes over the first epochs, such as ODMT's KD ramp-up, is not judged before it is fixed)."""
+    how long it may train. ``min_epochs``: evaluations in these first epochs do not count against
+    ``patience`` (an objective that changes over the first epochs, such as ODMT's KD ramp-up, is not
+    judged before it is fixed)."""
 
     name: str
     task: type[Task]

@@ -30,13 +30,14 @@ class TrainState:
 
     def observe(self, epoch: int, score: float, patience: int, min_epochs: int = 0) -> bool:
         """Record an evaluated epoch (counted from 0); return True when it is the new best. The run
-        stops early after ``patience`` evaluations without a new best, never before ``min_epochs``
-        epochs have run."""
+        stops early after ``patience`` evaluations without a new best; evaluations within the first
+        ``min_epochs`` epochs never count against it (the objective is still changing)."""
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
             return True
-        self.bad_epochs += 1
-        self.stopped_early = self.bad_epochs >= patience and epoch + 1 >= min_epochs
+        if epoch + 1 > min_epochs:
+            self.bad_epochs += 1
+        self.stopped_early = self.bad_epochs >= patience
         return False
 
 

@@ -10,9 +10,8 @@ def _run(scores, patience, min_epochs=0):
     return len(scores), state.best_epoch
 
 
-def test_early_stop_after_patience_but_never_before_min_epochs():
-    scores = [0.1, 0.2, 0.15, 0.14, 0.13, 0.3, 0.12, 0.11]
+def test_early_stop_after_patience_counting_only_epochs_after_min_epochs():
+    scores = [0.1, 0.2, 0.15, 0.14, 0.13, 0.3, 0.12, 0.11, 0.1, 0.1]
     assert _run(scores, patience=3) == (5, 1)  # three evaluations without a new best
-    assert _run(scores, patience=3, min_epochs=4) == (5, 1)  # already past epoch 4
-    assert _run(scores, patience=3, min_epochs=6) == (8, 5)  # kept going through the dip, found a better epoch
-    assert _run([0.3, 0.2, 0.1, 0.1], patience=1, min_epochs=3) == (3, 0)  # stops at the first chance after
+    assert _run(scores, patience=3, min_epochs=4) == (9, 5)  # epochs 3-4 did not count: it found epoch 6
+    assert _run([0.3, 0.2, 0.1, 0.1, 0.1, 0.1], patience=2, min_epochs=3) == (5, 0)  # 2 bad epochs after the 3rd
