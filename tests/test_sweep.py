@@ -235,6 +235,7 @@ def test_a_sweep_whose_trials_all_fail_names_the_real_cause(tmp_path):
     assert "lightgcn diverged at epoch 1, step " in last and "the loss is nan" in last
 
 
+@pytest.mark.slow  # CI budget: the sweep mechanics are in test_tiny_sweep_end_to_end, sequential serving in test_integration
 def test_sequential_sweep_registers_a_champion_that_ranks_histories(tmp_path):
     """A KDSR sweep (tau searched): trials on streamed windows, selection on validation NDCG@10,
     the champion's validation metrics recomputed from its histories, the sequential recommender
