@@ -6,6 +6,10 @@ with Ray Data; training items are excluded.
 
 Output: a Parquet dataset (directory) with user_id, rank, item_id, score; written to a temporary
 directory beside --out and renamed at the end.
+
+``--new-items items.parquet`` (a ``text`` column; PTMRec models only): items never seen in training
+are embedded from their text alone and ranked with the catalogue; they get the ids ``num_items``,
+``num_items + 1``, ... in file order (cold start).
 """
 
 import argparse
@@ -28,6 +32,8 @@ parser.add_argument("--users", default=None, help="comma-separated user ids (def
 parser.add_argument("--k", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=1024, help="users per batch")
 parser.add_argument("--concurrency", type=int, default=2, help="parallel model replicas")
+parser.add_argument("--new-items", default=None, help="Parquet file with a 'text' column: new items to embed and rank "
+                                                       "(PTMRec models)")
 args = parser.parse_args()
 report_input_errors()  # bad input: one clear line on stderr, exit status 2
 if os.path.exists(args.out):
@@ -46,11 +52,25 @@ except ValueError:
 bad = users[(users < 0) | (users >= model.num_users)]
 if bad.size:
     raise InputError(f"--users: ids out of range [0, {model.num_users}): {bad[:5].tolist()}")
+new_items = None
+if args.new_items:  # embedded once here; every replica appends the same rows
+    from raymm.methods.ptmrec.coldstart import embed_new_items, read_new_item_texts
+    from raymm.model_io import load_payload
+
+    texts = read_new_item_texts(args.new_items)
+    if not getattr(model, "weights", None):
+        raise InputError(f"--new-items: {args.model} was logged without its saved model; retrain it to embed new items")
+    new_items = embed_new_items(load_payload(model.weights), texts)
+    first = model.item_emb.shape[0]
+    model.add_items(new_items)
+    print(f"[raymm] {len(texts)} new items from {args.new_items}: item ids {first}..{first + len(texts) - 1}")
 
 
 class Recommend:
-    def __init__(self, uri: str, tracking_uri: str | None, k: int):
+    def __init__(self, uri: str, tracking_uri: str | None, k: int, new_items=None):
         self.model = load_recommender(uri, tracking_uri)
+        if new_items is not None:
+            self.model.add_items(new_items)
         self.k = k
 
     def __call__(self, batch):
@@ -62,7 +82,8 @@ init_ray()
 tmp = f"{os.path.abspath(args.out)}.tmp-{os.getpid()}"
 try:
     (ray.data.from_numpy(users).rename_columns({"data": "user_id"})
-     .map_batches(Recommend, fn_constructor_kwargs={"uri": args.model, "tracking_uri": args.tracking_uri, "k": args.k},
+     .map_batches(Recommend, fn_constructor_kwargs={"uri": args.model, "tracking_uri": args.tracking_uri, "k": args.k,
+                                           "new_items": new_items},
                   batch_size=args.batch_size, batch_format="numpy", concurrency=args.concurrency, num_cpus=0.5)
      .write_parquet(tmp))
     os.replace(tmp, args.out)

@@ -33,6 +33,12 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         self.item_emb = torch.from_numpy(z["item_emb"])
         self.exclude = (z["train_indptr"], z["train_items"])
         self.default_k = int(z["k"])
+        self.weights = context.artifacts.get("weights")  # the saved model behind the tables
+
+    def add_items(self, item_emb: np.ndarray) -> None:
+        """Append (n, d) final embeddings of new items (ids ``num_items`` .. ``num_items + n - 1``):
+        they are ranked with the catalogue from now on (no user has them in training)."""
+        self.item_emb = torch.cat([self.item_emb, torch.as_tensor(np.asarray(item_emb, np.float32))])
 
     @property
     def num_users(self) -> int:

@@ -126,9 +126,30 @@ def test_stage2_tunes_only_the_adapter_and_the_recommender_from_stage_1(peft):
     u1, i1 = task.module.full_embeddings(task.adj)
     u2, i2 = again.full_embeddings(task.adj)
     assert torch.allclose(u1, u2, atol=1e-5) and torch.allclose(i1, i2, atol=1e-5)
-    new = again.new_item_embeddings(torch.as_tensor(shared.extras["tokens"]["input_ids"][:2]),
-                                    torch.as_tensor(shared.extras["tokens"]["attention_mask"][:2]))
-    assert new.shape == (2, 8)
+
+
+def test_a_new_item_is_embedded_as_an_item_without_interactions_would_be():
+    """Cold start: new_item_embeddings(text) equals the final embedding full_embeddings gives the
+    same text as a catalogue item with no interactions and a zero ID embedding."""
+    from raymm.graph import TrainGraph
+    from raymm.methods.ptmrec.model import PTMRecModel
+    from raymm.models.text_encoder import tokenize
+
+    cfg, shared, users, items = _shared()
+    texts = ["red shirt", "blue shirt", "green shirt", "toy car", "toy train", "toy plane", "milk bottle", "baby food",
+             "wooden toy boat"]
+    tokens = tokenize(texts, 8)
+    torch.manual_seed(0)
+    model = PTMRecModel(6, 9, 8, 2, tokens, "lora", lora_rank=2).eval()
+    with torch.no_grad():
+        model.rec.embedding.weight[6 + 8].zero_()  # item 8: no ID embedding
+        for p in model.encoder.parameters():
+            if p.requires_grad:
+                p.add_(0.05)  # a tuned (non-zero) adapter
+    adj = TrainGraph.from_interactions(users, items, 6, 9).normalized_adjacency()  # item 8 has no interactions
+    _, table = model.full_embeddings(adj)
+    new = model.new_item_embeddings(torch.as_tensor(tokens["input_ids"][8:]), torch.as_tensor(tokens["attention_mask"][8:]))
+    assert torch.allclose(new[0], table[8], atol=1e-6) and new.abs().sum() > 0
 
 
 def test_without_knowledge_transfer_stage2_is_plain_bpr():
@@ -150,3 +171,23 @@ def test_an_option_of_the_other_adapter_is_an_error():
 
     with pytest.raises(ConfigError, match="prompt_tokens=4 does nothing with peft=lora"):
         load_config("conf/ptmrec.yaml", ["method.ptmrec.prompt_tokens=4"])
+
+
+def test_new_item_files_and_models_that_cannot_embed_text_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raymm.errors import InputError
+    from raymm.methods.ptmrec.coldstart import embed_new_items, read_new_item_texts
+
+    good = tmp_path / "new.parquet"
+    pq.write_table(pa.table({"text": ["wooden toy boat", "soft baby hat"]}), good)
+    assert read_new_item_texts(str(good)) == ["wooden toy boat", "soft baby hat"]
+    pq.write_table(pa.table({"title": ["x"]}), tmp_path / "nocol.parquet")
+    with pytest.raises(InputError, match=r"nocol.parquet: no column 'text'"):
+        read_new_item_texts(str(tmp_path / "nocol.parquet"))
+    pq.write_table(pa.table({"text": ["ok", " "]}), tmp_path / "blank.parquet")
+    with pytest.raises(InputError, match=r"blank.parquet: column 'text', row 1: expected a non-empty string"):
+        read_new_item_texts(str(tmp_path / "blank.parquet"))
+    with pytest.raises(InputError, match=r"this model \(lightgcn\) cannot embed new items"):
+        embed_new_items({"kind": "lightgcn", "hparams": {}, "state_dict": {}}, ["x"])

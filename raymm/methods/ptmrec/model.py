@@ -138,6 +138,13 @@ class PTMRecModel(nn.Module):
 
     @torch.no_grad()
     def new_item_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(n, d) embeddings of items never seen in training, from their text alone (cold start):
-        ``w S(enc(text))``, no ID embedding and no graph neighbours."""
-        return self.rec.feature_weight * self.rec.extractors["text"](self.encoder(input_ids, attention_mask))
+        """(n, d) final embeddings of items never seen in training, from their text alone (cold
+        start): what :meth:`full_embeddings` gives an item with no interactions and a zero ID
+        embedding, ``w S(enc(text)) / (L + 1)`` (its propagated layers are zero)."""
+        self.encoder.eval()
+        layer0 = self.rec.feature_weight * self.rec.extractors["text"](self.encoder(input_ids, attention_mask))
+        return layer0 / (self.rec.num_layers + 1)
+
+    def max_tokens(self) -> int:
+        """Tokens per item text it was trained with."""
+        return int(self.tokens["input_ids"].shape[1])
