@@ -16,6 +16,7 @@ weights only and is rebuilt on the packaged base (:meth:`TextEncoder.payload_sta
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Literal
 
@@ -41,14 +42,18 @@ def _offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def tokenize(texts: list[str], max_tokens: int) -> dict[str, np.ndarray]:
-    """Texts -> ``{"input_ids", "attention_mask"}``, each (n, max_tokens) int32 (padded, truncated):
-    the form stored with a dataset so that training never tokenises."""
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
     _offline()
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(base_path())
-    enc = tok(list(texts), padding="max_length", truncation=True, max_length=max_tokens, return_tensors="np")
+    return AutoTokenizer.from_pretrained(base_path())
+
+
+def tokenize(texts: list[str], max_tokens: int) -> dict[str, np.ndarray]:
+    """Texts -> ``{"input_ids", "attention_mask"}``, each (n, max_tokens) int32 (padded, truncated):
+    the form stored with a dataset so that training never tokenises."""
+    enc = _tokenizer()(list(texts), padding="max_length", truncation=True, max_length=max_tokens, return_tensors="np")
     return {"input_ids": enc["input_ids"].astype(np.int32), "attention_mask": enc["attention_mask"].astype(np.int32)}
 
 

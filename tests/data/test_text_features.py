@@ -56,3 +56,26 @@ def test_packaged_minilm_runs_offline_and_embeds_meaning():
                     "Schindler's List (1993). Genres: Drama, War"])
     assert x.shape == (3, 384) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-4)
     assert x[0] @ x[1] > x[0] @ x[2]
+
+
+@pytest.mark.integration
+def test_tokens_are_stored_with_the_dataset_by_ray_data_and_read_back_in_item_order(tmp_path):
+    from raymm.data.text_features import read_item_tokens, tokenize_item_text, tokens_file
+    from raymm.models.text_encoder import tokenize
+
+    texts = ["soft cotton baby shirt", "wooden toy train", "steel water bottle with a very long name indeed"]
+    uri = _dataset(tmp_path, texts)
+    assert read_item_tokens(load_dataset(uri), 6) is None
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
+    try:
+        assert tokenize_item_text(uri, 6, replicas=2, batch_size=2) == tokens_file(6)
+        with pytest.raises(FileExistsError, match="minilm-6.parquet exists"):
+            tokenize_item_text(uri, 6)
+    finally:
+        ray.shutdown()
+    stored = read_item_tokens(load_dataset(uri), 6)
+    expect = tokenize(texts, 6)
+    for k in ("input_ids", "attention_mask"):
+        assert stored[k].dtype == np.int32 and np.array_equal(stored[k], expect[k])
+    assert stored["attention_mask"][2].sum() == 6  # truncated to 6 tokens
+    assert read_item_tokens(load_dataset(uri), 8) is None  # another length: not stored

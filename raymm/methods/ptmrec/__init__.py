@@ -6,7 +6,8 @@ Pretrained Multimodal Models and Recommendations", arXiv 2502.15542; spec
 Stage 1 (``recommender``) trains LightGCN-M on the frozen encoder's item text vectors; stage 2
 (``tune``) trains the adapter and the recommender with BPR plus the knowledge transfer from stage 1
 (:mod:`raymm.methods.ptmrec.tasks`). The dataset needs item texts (``items/`` column ``text``);
-they are tokenised and encoded by the frozen encoder once, on the driver."""
+the driver reads them tokenised (``jobs/encode_text.py --tokens T`` stores them with the dataset,
+tokenised by Ray Data) or tokenises them itself, and encodes them once with the frozen encoder."""
 
 from __future__ import annotations
 
@@ -39,16 +40,14 @@ class PTMRecMethod(Method):
             raise InputError(f"method ptmrec needs item texts; dataset {dataset.uri} has no item table (items/)")
 
     def precompute(self, cfg, dataset, shared) -> None:
-        items = dataset.read_items()
-        where = dataset.path(dataset.manifest.item_files[0])
-        if "text" not in items:
-            raise InputError(f"method ptmrec needs item texts: {where} has no column 'text'")
-        texts = items["text"].astype(str)
-        empty = np.flatnonzero(np.char.str_len(texts) == 0)
-        if empty.size:
-            raise InputError(f"{where}: column 'text', row {int(empty[0])}: empty item text "
-                             f"({empty.size} item(s) have none)")
-        shared.extras["tokens"] = tokenize(texts.tolist(), cfg.method.ptmrec.max_tokens)
+        from raymm.data.text_features import item_texts, read_item_tokens, tokens_file
+
+        stored = read_item_tokens(dataset, cfg.method.ptmrec.max_tokens)
+        if stored is not None:  # tokenised once with Ray Data (jobs/encode_text.py --tokens)
+            print(f"[raymm] ptmrec: item tokens from {tokens_file(cfg.method.ptmrec.max_tokens)}", flush=True)
+            shared.extras["tokens"] = stored
+        else:
+            shared.extras["tokens"] = tokenize(item_texts(dataset)["text"].tolist(), cfg.method.ptmrec.max_tokens)
         shared.features = {"text": frozen_text_vectors(shared.extras["tokens"])}
 
     def stages(self, cfg):
