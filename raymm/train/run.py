@@ -16,10 +16,9 @@ from typing import Callable
 import ray
 import ray.data
 import ray.train
+import yaml
 from ray.data.expressions import col
 from ray.train.torch import TorchTrainer
-
-import yaml
 
 from raymm.config import Config, flatten, flatten_tree
 from raymm.configbase import ConfigError
