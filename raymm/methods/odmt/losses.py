@@ -19,17 +19,19 @@ def inclusion_log_prob(pop: torch.Tensor, draws: int) -> torch.Tensor:
     return torch.log(-torch.expm1(draws * torch.log1p(-pop.clamp(max=1 - 1e-7))))
 
 
-def in_batch_logits(states: torch.Tensor, cand_vec: torch.Tensor, labels: torch.Tensor, not_negative: torch.Tensor,
-                    log_q: torch.Tensor) -> torch.Tensor:
+def in_batch_logits(states: torch.Tensor, cand_vec: torch.Tensor, labels: torch.Tensor,
+                    not_negative: torch.Tensor | None, log_q: torch.Tensor) -> torch.Tensor:
     """Popularity-debiased in-batch logits (Ji et al. 2023, Sec. 3.3): every target position is
     scored against every distinct item of the batch's segments.
 
     (N, d) states of the N target positions, (C, d) candidate item vectors, (N,) index of each
     position's target among the candidates, (N, C) bool ``not_negative`` (e.g. the candidate is in the
-    same user's segment), (C,) log inclusion probability of each candidate (:func:`inclusion_log_prob`;
+    same user's segment; None: no such candidate), (C,) log inclusion probability of each candidate (:func:`inclusion_log_prob`;
     zeros: no debiasing) -> (N, C) logits ``<s_n, v_c> - log_q(c)``; a ``not_negative`` candidate
     other than the position's target gets -inf."""
     logits = states @ cand_vec.T - log_q[None, :]
+    if not_negative is None:  # every other candidate is a negative
+        return logits
     not_label = torch.arange(len(log_q), device=labels.device)[None, :] != labels[:, None]
     return logits.masked_fill(not_negative & not_label, -torch.inf)
 

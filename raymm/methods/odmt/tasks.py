@@ -33,10 +33,9 @@ class ODMTTask(SequentialTask):
         cands = torch.unique(segment[segment >= 0])  # (C,) the batch's distinct items
         states, vec = model(batch.windows, all_positions=True, candidates=cands + 1)
         labels = torch.searchsorted(cands, targets)
-        if self.drop_history:  # (N, C): the candidate is in the position's own segment
+        not_negative = None  # (N, C) when dropped: the candidate is in the position's own segment
+        if self.drop_history:
             not_negative = (segment[:, :, None] == cands[None, None, :]).any(1)[valid.nonzero()[:, 0]]
-        else:
-            not_negative = torch.zeros(len(targets), len(cands), dtype=torch.bool, device=cands.device)
         log_q = inclusion_log_prob(self.pop[cands], int((segment >= 0).sum())) if o.popularity_debias else \
             torch.zeros(len(cands), device=cands.device)
         logits = {b: in_batch_logits(states[b][valid], vec[b], labels, not_negative, log_q) for b in rec.branches}

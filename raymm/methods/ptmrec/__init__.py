@@ -12,22 +12,20 @@ tokenised by Ray Data) or tokenises them itself, and encodes them once with the 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from raymm.errors import InputError
 from raymm.methods.base import Method, Stage
+from raymm.methods.ptmrec.cache import ItemTextCache
 from raymm.methods.ptmrec.config import PTMRecConfig
 from raymm.methods.ptmrec.tasks import RecommenderTask, TuneTask
 from raymm.models.text_encoder import TextEncoder, tokenize
 
 
-def frozen_text_vectors(tokens: dict[str, np.ndarray], chunk: int = 256) -> np.ndarray:
+def frozen_text_vectors(tokens: dict[str, np.ndarray]) -> np.ndarray:
     """(I, 384) float32 item text vectors of the frozen encoder (stage 1's features)."""
-    enc = TextEncoder("none").eval()
-    ids, mask = torch.as_tensor(tokens["input_ids"]), torch.as_tensor(tokens["attention_mask"])
-    with torch.no_grad():
-        parts = [enc(ids[s:s + chunk], mask[s:s + chunk]) for s in range(0, len(ids), chunk)]
-    return torch.cat(parts).numpy().astype(np.float32)
+    cache = ItemTextCache(tokens, every=1)
+    cache.refresh(TextEncoder("none"))
+    return cache.cache.numpy().astype(np.float32)
 
 
 class PTMRecMethod(Method):
