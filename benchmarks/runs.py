@@ -34,12 +34,20 @@ def apply_common_args(args) -> None:
 
 
 def run(name: str, config: str, *overrides: str) -> dict:
-    """``jobs/train.py --config <config> <overrides>`` as run ``name`` (2 Ray workers); its metrics.json."""
+    """``jobs/train.py --config <config> <overrides>`` as run ``name`` (2 Ray workers); its metrics.json.
+
+    A finished run is reused only if it was trained with this config: one whose saved config differs
+    (a shipped YAML changed since, say) is refused, naming the keys, as ``jobs/train.py`` refuses it."""
     name += TAG
     metrics = OUT / "runs" / name / "metrics.json"
-    if not metrics.exists():
-        cmd = [sys.executable, "jobs/train.py", "--config", config, f"output.dir={OUT}",
-               f"output.run_name={name}", "mlflow.log_model=false", *overrides, *COMMON]
+    args = [f"output.dir={OUT}", f"output.run_name={name}", "mlflow.log_model=false", *overrides, *COMMON]
+    if metrics.exists():
+        from raymm.config import load_config
+        from raymm.train.run import check_resume
+
+        check_resume(load_config([str(ROOT / config)], args), name, str(metrics.parent))
+    else:
+        cmd = [sys.executable, "jobs/train.py", "--config", config, *args]
         print("$ " + " ".join(cmd[1:]), flush=True)
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

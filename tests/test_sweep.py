@@ -178,6 +178,7 @@ def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
         ray.shutdown()
 
 
+@pytest.mark.slow  # a fault test, about 2 minutes: the default suite stays within CI's 20-minute budget
 def test_crashed_trial_is_retried_and_the_sweep_completes(tmp_path):
     """The process of a running trial is SIGKILLed; with ``resources.max_failures: 1`` Tune retries
     the trial, whose Train run resumes from its checkpoint, and the sweep finishes."""
