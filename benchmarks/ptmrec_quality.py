@@ -2,35 +2,49 @@
 Recall@20 / NDCG@20 at the best validation epoch (selection on validation only).
 
     .venv/bin/python benchmarks/ptmrec_quality.py synthetic [--seeds 0 1 2] [--variants lora ...]
+    .venv/bin/python benchmarks/ptmrec_quality.py coldstart [--seeds 0 1 2] [--variants lora ...] [--fraction 0.1]
 
 synthetic: ``conf/ptmrec.yaml`` (the embedded synthetic data with 8-word item texts that follow the
 latent item factors). Each PTMRec run trains stage 1 (LightGCN-M on the frozen all-MiniLM-L6-v2
 vectors: the frozen-encoder baseline, read from the same run) and then stage 2. Variants: ``lora``
 and ``prompt`` (PTMRec with either adapter), ``nokt`` (LoRA, w/o knowledge transfer: plain BPR
 tuning of the adapter).
+
+coldstart: the same data with a fraction of the items held out of every split
+(:mod:`raymm.data.holdout`; one draw, the same for every seed), the same runs on it, then each
+model ranks the held-out items, each embedded from its text alone, for the users who interacted
+with them (their train and validation pairs; :func:`raymm.methods.ptmrec.coldstart.cold_item_metrics`):
+stage 1 with the frozen encoder against stage 2 with the tuned one.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from runs import add_common_args, apply_common_args, fmt, mean_sd, run
+from runs import OUT, ROOT, add_common_args, apply_common_args, fmt, mean_sd, run
 
 VARIANTS = {"lora": ("PTMRec-LoRA", ()), "prompt": ("PTMRec-prompt", ("method.ptmrec.peft=prompt",)),
             "nokt": ("w/o knowledge transfer (LoRA)", ("method.ptmrec.kt_item_weight=0",
                                                         "method.ptmrec.kt_user_weight=0"))}
 
 
-def synthetic(seeds, variants) -> None:
+def synthetic(seeds, variants, suite: str = "synthetic", data: tuple[str, ...] = (), evaluate=None) -> None:
+    """One run per seed and variant; ``evaluate(result)``, when given, replaces the runs' validation
+    metrics by its own (the cold-start ones); ``data``: overrides that pick the dataset."""
     rows = {"frozen": []}
+    prefix = "syn-ptmrec" if suite == "synthetic" else "syn-ptmrec-cold"
     for seed in seeds:
         for slug in variants:
-            result = run(f"syn-ptmrec-{slug}-s{seed}", "conf/ptmrec.yaml", f"train.seed={seed}", *VARIANTS[slug][1])
-            rows.setdefault(slug, []).append(result["val"])
+            result = run(f"{prefix}-{slug}-s{seed}", "conf/ptmrec.yaml", f"train.seed={seed}", *data,
+                         *VARIANTS[slug][1])
+            tuned, frozen = (result["val"], result["recommender"]["val"]) if evaluate is None else evaluate(result)
+            rows.setdefault(slug, []).append(tuned)
             if slug == variants[0]:
-                rows["frozen"].append(result["recommender"]["val"])  # stage 1: the frozen-encoder baseline
+                rows["frozen"].append(frozen)  # stage 1: the frozen-encoder baseline
     labels = {"frozen": "frozen encoder (stage 1)", **{s: VARIANTS[s][0] for s in variants}}
-    print("\nsynthetic: validation Recall@20 / NDCG@20 at the best validation epoch")
+    what = ("validation Recall@20 / NDCG@20 at the best validation epoch" if evaluate is None else
+            "held-out (cold) items ranked among themselves, embedded from text alone: Recall@20 / NDCG@20")
+    print(f"\n{suite}: {what}")
     print("| seed | " + " | ".join(labels.values()) + " |")
     print("|---|" + "---|" * len(labels))
     for i, seed in enumerate(seeds):
@@ -41,12 +55,51 @@ def synthetic(seeds, variants) -> None:
         print(f"{labels[k]} >= frozen encoder on {wins}/{len(seeds)} seeds")
 
 
+def coldstart(seeds, variants, fraction: float) -> None:
+    """:func:`synthetic` on the data with ``fraction`` of its items held out, scored on those items."""
+    import os
+
+    from raymm.config import load_config
+    from raymm.data.holdout import cold_item_ids, cold_pairs, hold_out_items
+    from raymm.data.prepare import prepare_dataset
+    from raymm.data.store import load_dataset
+    from raymm.methods.ptmrec.coldstart import cold_item_metrics
+    from raymm.model_io import load_payload
+    from raymm.models.registry import from_payload
+    from raymm.train.run import build_shared
+
+    src = prepare_dataset(load_config([str(ROOT / "conf/ptmrec.yaml")], [f"output.dir={OUT}"]))
+    cold = cold_item_ids(src.num_items, fraction, seed=0)
+    dest = f"{src.uri}-cold{int(round(fraction * 100))}"
+    if not os.path.exists(os.path.join(dest, "manifest.json")):
+        hold_out_items(src, dest, cold)
+    users, items = cold_pairs(src, cold)
+    print(f"[coldstart] {len(cold)} of {src.num_items} items held out of {dest}; {len(users)} cold pairs "
+          f"of {len(set(users.tolist()))} users", flush=True)
+    data = ("data.source=path", f"data.path={dest}")
+    cfg = load_config([str(ROOT / "conf/ptmrec.yaml")], [f"output.dir={OUT}", *data])
+    shared = build_shared(load_dataset(dest), cfg)  # what the runs trained on: graph, frozen text vectors
+
+    def evaluate(result):
+        out = []
+        for ckpt in (result["checkpoint"], result["recommender"]["checkpoint"]):
+            model = from_payload(load_payload(ckpt), shared.features)
+            out.append(cold_item_metrics(model, shared.graph, users, items, cold, [20]))
+        return out
+
+    synthetic(seeds, variants, "coldstart", data, evaluate)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["synthetic"])
+    parser.add_argument("suite", choices=["synthetic", "coldstart"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["lora", "prompt", "nokt"])
+    parser.add_argument("--fraction", type=float, default=0.1, help="coldstart: share of the items held out")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
-    synthetic(args.seeds, args.variants)
+    if args.suite == "synthetic":
+        synthetic(args.seeds, args.variants)
+    else:
+        coldstart(args.seeds, args.variants, args.fraction)

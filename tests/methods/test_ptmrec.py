@@ -191,3 +191,27 @@ def test_new_item_files_and_models_that_cannot_embed_text_are_refused(tmp_path):
         read_new_item_texts(str(tmp_path / "blank.parquet"))
     with pytest.raises(InputError, match=r"this model \(lightgcn\) cannot embed new items"):
         embed_new_items({"kind": "lightgcn", "hparams": {}, "state_dict": {}}, ["x"])
+
+
+def test_cold_items_are_ranked_among_themselves_from_their_text_by_hand():
+    from raymm.errors import InputError
+    from raymm.graph import TrainGraph
+    from raymm.methods.ptmrec.coldstart import cold_item_metrics
+    from raymm.models.lightgcn_m import LightGCNM
+
+    x = torch.tensor([[1.0, 1.0], [1.0, 0.1], [0.1, 1.0], [1.0, 0.5]])
+    model = LightGCNM(2, 4, {"text": x}, dim=2, num_layers=0, feature_weight=1.0)
+    with torch.no_grad():
+        model.embedding.weight.copy_(torch.tensor([[1.0, 0], [0, 1.0], [9, 9], [9, 9], [9, 9], [9, 9]]))
+        model.extractors["text"].linear.weight.copy_(torch.eye(2))
+        model.extractors["text"].linear.bias.zero_()
+    graph = TrainGraph.from_interactions(np.array([0, 1]), np.array([0, 0]), 2, 4)
+    cold = np.array([1, 2, 3])
+    # Item ID embeddings (the 9s) are ignored: a cold item is its text alone. User 0 ranks 1, 3, 2;
+    # user 1 ranks 2, 3, 1. User 0's pair (0, 3) is given twice and counts once.
+    got = cold_item_metrics(model, graph, np.array([0, 0, 1]), np.array([3, 3, 1]), cold, [1, 2])
+    assert got["recall@1"] == 0.0
+    assert got["recall@2"] == pytest.approx(0.5)
+    assert got["ndcg@2"] == pytest.approx((1 / math.log2(3)) / 2)
+    with pytest.raises(InputError, match="not among the cold items"):
+        cold_item_metrics(model, graph, np.array([0]), np.array([0]), cold, [1])
