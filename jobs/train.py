@@ -96,7 +96,8 @@ results = {
 for name, r in outcome.results.items():
     if name != final.stage:
         results[name] = {"val": r.state.best_val, "test": r.state.best_test, "best_epoch": r.state.best_epoch + 1,
-                         "checkpoint": r.checkpoint_path, "mlflow_run_id": r.mlflow_run_id}
+                         "checkpoint": r.checkpoint_path, "mlflow_run_id": r.mlflow_run_id,
+                         "seconds_per_epoch": r.seconds_per_epoch, "worker_peak_rss_mb": r.peak_rss_mb}
 if child_runs:
     tracker.log_metrics(final.state.best_val, prefix="best_val_")
     if final.state.best_test:

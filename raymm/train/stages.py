@@ -48,6 +48,13 @@ class StageResult:
         """Validation time (full ranking, rank 0's share of the users) of an epoch, steady state as above."""
         return _steady([h["eval_seconds"] for h in self.state.history if "eval_seconds" in h])
 
+    @property
+    def peak_rss_mb(self) -> float | None:
+        """Peak resident memory of the rank-0 worker process over the stage's epochs (MB; its
+        ``ru_maxrss``: model, optimiser, batches, the encoder's activations ...)."""
+        values = [h["worker_peak_rss_mb"] for h in self.state.history if "worker_peak_rss_mb" in h]
+        return max(values) if values else None
+
 
 def _steady(values: list[float]) -> float:
     return statistics.median(values[1:] or values) if values else float("nan")
@@ -163,6 +170,7 @@ def efficiency_report(cfg: Config, shared: SharedData, outcome: Outcome, final: 
                         "prompt_parameters": count_parameters(prompt) if prompt is not None else 0,
                         "seconds_per_epoch": result.seconds_per_epoch if result else None,
                         "eval_seconds": result.eval_seconds if result else None,
+                        "peak_rss_mb": result.peak_rss_mb if result else None,
                         "latency": latency}
     return report
 
@@ -183,7 +191,8 @@ def format_report(report: dict) -> str:
         lat = r["latency"]
         serving = (f"; serving from weights {lat['from_weights_s'] * 1000:.1f} ms, from embedding tables "
                    f"{lat['from_tables_s'] * 1000:.1f} ms") if lat else ""
-        lines.append(f"  {role}: {params}; training {epoch}{serving}")
+        memory = f", worker peak RSS {r['peak_rss_mb']:,.0f} MB" if r.get("peak_rss_mb") is not None else ""
+        lines.append(f"  {role}: {params}; training {epoch}{memory}{serving}")
     return "\n".join(lines)
 
 
@@ -197,6 +206,8 @@ def flat_report(report: dict) -> dict[str, float]:
             out[f"{role}_seconds_per_epoch"] = r["seconds_per_epoch"]
             if r["eval_seconds"] == r["eval_seconds"]:  # not NaN (no evaluation)
                 out[f"{role}_eval_seconds"] = r["eval_seconds"]
+        if r.get("peak_rss_mb") is not None:
+            out[f"{role}_worker_peak_rss_mb"] = r["peak_rss_mb"]
         if r["latency"]:
             out[f"{role}_serving_from_weights_ms"] = r["latency"]["from_weights_s"] * 1000
             out[f"{role}_serving_from_tables_ms"] = r["latency"]["from_tables_s"] * 1000
