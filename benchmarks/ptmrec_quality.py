@@ -3,6 +3,7 @@ Recall@20 / NDCG@20 at the best validation epoch (selection on validation only).
 
     .venv/bin/python benchmarks/ptmrec_quality.py synthetic [--seeds 0 1 2] [--variants lora ...]
     .venv/bin/python benchmarks/ptmrec_quality.py coldstart [--seeds 0 1 2] [--variants lora ...] [--fraction 0.1]
+    .venv/bin/python benchmarks/ptmrec_quality.py ml100k [--seeds 0 1 2] [--variants lora prompt nokt]
 
 synthetic: ``conf/ptmrec.yaml`` (the embedded synthetic data with 8-word item texts that follow the
 latent item factors). Each PTMRec run trains stage 1 (LightGCN-M on the frozen all-MiniLM-L6-v2
@@ -15,11 +16,16 @@ coldstart: the same data with a fraction of the items held out of every split
 model ranks the held-out items, each embedded from its text alone, for the users who interacted
 with them (their train and validation pairs; :func:`raymm.methods.ptmrec.coldstart.cold_item_metrics`):
 stage 1 with the frozen encoder against stage 2 with the tuned one.
+
+ml100k: ``conf/ptmrec_ml100k.yaml`` (``bash scripts/get_movielens.sh`` first). Every table also
+gives each stage's steady seconds per epoch (stage 2's is the encoder's: its forward and backward
+run in the step) and the rank-0 worker's peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 from runs import OUT, ROOT, add_common_args, apply_common_args, fmt, mean_sd, run
 
@@ -28,19 +34,27 @@ VARIANTS = {"lora": ("PTMRec-LoRA", ()), "prompt": ("PTMRec-prompt", ("method.pt
                                                         "method.ptmrec.kt_user_weight=0"))}
 
 
-def synthetic(seeds, variants, suite: str = "synthetic", data: tuple[str, ...] = (), evaluate=None) -> None:
-    """One run per seed and variant; ``evaluate(result)``, when given, replaces the runs' validation
-    metrics by its own (the cold-start ones); ``data``: overrides that pick the dataset."""
-    rows = {"frozen": []}
-    prefix = "syn-ptmrec" if suite == "synthetic" else "syn-ptmrec-cold"
+SUITES = {"synthetic": ("conf/ptmrec.yaml", "syn-ptmrec"), "coldstart": ("conf/ptmrec.yaml", "syn-ptmrec-cold"),
+          "ml100k": ("conf/ptmrec_ml100k.yaml", "ml100k-ptmrec")}
+
+
+def table(suite: str, seeds, variants, data: tuple[str, ...] = (), evaluate=None) -> None:
+    """One run per seed and variant of ``suite``; ``evaluate(result)``, when given, gives (tuned,
+    frozen) metrics in place of the runs' validation ones (the cold-start ones); ``data``: overrides
+    that pick the dataset."""
+    config, prefix = SUITES[suite]
+    rows, cost = {"frozen": []}, {"frozen": []}
     for seed in seeds:
         for slug in variants:
-            result = run(f"{prefix}-{slug}-s{seed}", "conf/ptmrec.yaml", f"train.seed={seed}", *data,
-                         *VARIANTS[slug][1])
+            result = run(f"{prefix}-{slug}-s{seed}", config, f"train.seed={seed}", *data, *VARIANTS[slug][1])
             tuned, frozen = (result["val"], result["recommender"]["val"]) if evaluate is None else evaluate(result)
             rows.setdefault(slug, []).append(tuned)
+            model = result["efficiency"]["model"]
+            cost.setdefault(slug, []).append((model["seconds_per_epoch"], model.get("peak_rss_mb")))
             if slug == variants[0]:
                 rows["frozen"].append(frozen)  # stage 1: the frozen-encoder baseline
+                stage1 = result["recommender"]
+                cost["frozen"].append((stage1.get("seconds_per_epoch"), stage1.get("worker_peak_rss_mb")))
     labels = {"frozen": "frozen encoder (stage 1)", **{s: VARIANTS[s][0] for s in variants}}
     what = ("validation Recall@20 / NDCG@20 at the best validation epoch" if evaluate is None else
             "held-out (cold) items ranked among themselves, embedded from text alone: Recall@20 / NDCG@20")
@@ -50,13 +64,25 @@ def synthetic(seeds, variants, suite: str = "synthetic", data: tuple[str, ...] =
     for i, seed in enumerate(seeds):
         print(f"| {seed} | " + " | ".join(fmt(rows[k][i]) for k in labels) + " |")
     print("| mean +- sd (Recall@20) | " + " | ".join(mean_sd([r["recall@20"] for r in rows[k]]) for k in labels) + " |")
+    print("| s/epoch (steady, median over seeds) | " + " | ".join(_median(c[0] for c in cost[k]) for k in labels) + " |")
+    print("| worker peak RSS, MB (max over seeds) | " + " | ".join(_max(c[1] for c in cost[k]) for k in labels) + " |")
     for k in variants:
         wins = sum(r["recall@20"] >= b["recall@20"] for b, r in zip(rows["frozen"], rows[k]))
         print(f"{labels[k]} >= frozen encoder on {wins}/{len(seeds)} seeds")
 
 
+def _median(values) -> str:
+    values = [v for v in values if v is not None]
+    return f"{statistics.median(values):.1f}" if values else "-"
+
+
+def _max(values) -> str:
+    values = [v for v in values if v is not None]
+    return f"{max(values):,.0f}" if values else "- (not recorded)"
+
+
 def coldstart(seeds, variants, fraction: float) -> None:
-    """:func:`synthetic` on the data with ``fraction`` of its items held out, scored on those items."""
+    """:func:`table` on the data with ``fraction`` of its items held out, scored on those items."""
     import os
 
     from raymm.config import load_config
@@ -87,19 +113,19 @@ def coldstart(seeds, variants, fraction: float) -> None:
             out.append(cold_item_metrics(model, shared.graph, users, items, cold, [20]))
         return out
 
-    synthetic(seeds, variants, "coldstart", data, evaluate)
+    table("coldstart", seeds, variants, data, evaluate)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["synthetic", "coldstart"])
+    parser.add_argument("suite", choices=sorted(SUITES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["lora", "prompt", "nokt"])
     parser.add_argument("--fraction", type=float, default=0.1, help="coldstart: share of the items held out")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
-    if args.suite == "synthetic":
-        synthetic(args.seeds, args.variants)
-    else:
+    if args.suite == "coldstart":
         coldstart(args.seeds, args.variants, args.fraction)
+    else:
+        table(args.suite, args.seeds, args.variants)
