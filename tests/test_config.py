@@ -121,3 +121,18 @@ def test_a_relaunch_under_the_same_run_name_must_train_the_same_config(tmp_path)
     changed = load_config("conf/sasrec.yaml", ["output.run_name=r", "train.lr=0.01", "method.sasrec.max_len=20"])
     with pytest.raises(ConfigError, match=r"method.sasrec.max_len: 50 -> 20; train.lr: 0.001 -> 0.01"):
         check_resume(changed, "r", str(tmp_path))
+
+
+def test_a_run_from_before_an_option_existed_relaunches_while_the_option_is_at_its_default(tmp_path):
+    import yaml
+
+    from raymm.train.run import check_resume
+
+    cfg = load_config("conf/promptmm.yaml", ["output.run_name=r"])
+    tree = cfg.model_dump()
+    del tree["method"]["promptmm"]["teacher"]["embedding_dim"]  # as a config.yaml written before it was added
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    check_resume(cfg, "r", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"method.promptmm.teacher.embedding_dim: '<unset>' -> 16"):
+        check_resume(load_config("conf/promptmm.yaml", ["output.run_name=r", "method.promptmm.teacher.embedding_dim=16"]),
+                     "r", str(tmp_path))

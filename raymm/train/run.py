@@ -20,7 +20,7 @@ import yaml
 from ray.data.expressions import col
 from ray.train.torch import TorchTrainer
 
-from raymm.config import Config, flatten, flatten_tree
+from raymm.config import Config, flatten, flatten_tree, load_config
 from raymm.configbase import ConfigError
 from raymm.data.store import Dataset
 from raymm.errors import InputError
@@ -68,9 +68,13 @@ def check_resume(cfg: Config, run_name: str, run_dir: str) -> None:
     with open(path) as f:
         tree = yaml.safe_load(f) or {}
     old, new = flatten_tree(tree), flatten(cfg)
+    # An option added to raymm after the run was launched is absent from its config.yaml: at its
+    # default it changes nothing.
+    defaults = flatten(load_config(None, [f"method.name={cfg.method.name}"]))
     missing = "<unset>"
     changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k, missing) != new.get(k, missing) and not k.startswith(RESUME_MAY_CHANGE))
+                     if old.get(k, missing) != new.get(k, missing) and not k.startswith(RESUME_MAY_CHANGE)
+                     and not (k not in old and k in defaults and new[k] == defaults[k]))
     if changed:
         diff = "; ".join(f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in changed[:8])
         more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""

@@ -161,3 +161,41 @@ def test_registered_teacher_carries_the_prompt_as_stage_2_left_it():
     assert torch.equal(served["state_dict"]["prompt.item.weight"], task.module.teacher.prompt.item.weight)
     assert not torch.equal(teacher["state_dict"]["prompt.item.weight"], served["state_dict"]["prompt.item.weight"])
     assert all(torch.equal(teacher["state_dict"][k], v) for k, v in served["state_dict"].items() if "prompt" not in k)
+
+
+def test_a_smaller_student_learns_through_a_projection_for_the_embedding_kd():
+    from raymm.kd import embedding_kd
+
+    shared = _shared(2)
+    shared.extras["teacher"] = TeacherTask(_cfg("teacher.embedding_dim=12"), shared).payload()
+    assert shared.extras["teacher"]["hparams"]["dim"] == 12
+    task = DistillTask(_cfg("teacher.embedding_dim=12"), shared)  # the student: model.embedding_dim=8
+    proj = task.module.project
+    assert (proj.in_features, proj.out_features) == (8, 12) and proj.bias is None
+    task.module.train()
+    batch = sample_batch(task, shared)
+    loss, parts = task.loss(task.module, batch)
+    loss.backward()
+    assert proj.weight.grad.abs().sum() > 0 and task.module.student.embedding.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in task.module.teacher.named_parameters() if not n.startswith("prompt."))
+    with torch.no_grad():  # L_emb = sum_m SCE(f^m, W e^S) over the batch's own nodes
+        emb, _, t = task.module(batch)
+        expect = embedding_kd({m: batch.own(f) for m, f in t.modal.items()}, proj(batch.own(emb)), 2.0)
+    assert parts["kd_emb"] == pytest.approx(expect.item(), rel=1e-5)
+    served = task.payload()
+    assert served["hparams"]["dim"] == 8 and not any("project" in k for k in served["state_dict"])
+    # without the embedding KD nothing needs the map, and an unused parameter would stall DDP
+    assert DistillTask(_cfg("teacher.embedding_dim=12", "distill.emb_weight=0"), shared).module.project is None
+
+
+@pytest.mark.parametrize("extra, match", [("parity=true", "parity"), ("distill.init_from_teacher=true", "init_from_teacher")])
+def test_a_teacher_size_that_cannot_work_is_refused(extra, match):
+    from types import SimpleNamespace
+
+    from raymm.errors import InputError
+    from raymm.methods.promptmm import METHOD
+
+    dataset = SimpleNamespace(uri="d", manifest=SimpleNamespace(modalities={"m0": SimpleNamespace(dim=6)}))
+    METHOD.check(_cfg("teacher.embedding_dim=12"), dataset)  # a larger teacher is fine
+    with pytest.raises(InputError, match=match):
+        METHOD.check(_cfg("teacher.embedding_dim=12", extra), dataset)

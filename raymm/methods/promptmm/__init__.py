@@ -28,6 +28,16 @@ class PromptMM(Method):
         if prompt.enabled and dims and prompt.size > min(dims.values()):
             raise InputError(f"method.promptmm.prompt.size={prompt.size} is larger than the smallest feature dimension "
                              f"of dataset {dataset.uri} ({dims}); PCA cannot give more components than that")
+        opts = cfg.method.promptmm
+        d_t = opts.teacher.embedding_dim
+        if d_t is not None and d_t != cfg.model.embedding_dim:
+            if opts.parity:
+                raise InputError(f"method.promptmm.parity needs the public code's equal sizes: teacher.embedding_dim="
+                                 f"{d_t} differs from model.embedding_dim={cfg.model.embedding_dim}")
+            if opts.distill.init_from_teacher:
+                raise InputError(f"method.promptmm.distill.init_from_teacher copies the teacher's embeddings into the "
+                                 f"student: teacher.embedding_dim={d_t} must equal model.embedding_dim="
+                                 f"{cfg.model.embedding_dim}")
 
     def precompute(self, cfg, dataset, shared: SharedData) -> None:
         super().precompute(cfg, dataset, shared)
@@ -42,10 +52,18 @@ class PromptMM(Method):
                 Stage("student", DistillTask, cfg.train.epochs, cfg.train.patience)]
 
     def provided(self, stage, cfg, shared, tracking_uri):
-        ref = cfg.method.promptmm.teacher.checkpoint
-        if stage.name != "teacher" or not ref:
+        t = cfg.method.promptmm.teacher
+        if stage.name != "teacher" or not t.checkpoint:
             return None
-        return load_teacher(ref, shared, tracking_uri)
+        payload = load_teacher(t.checkpoint, shared, tracking_uri)
+        dim = payload["hparams"]["dim"]
+        if t.embedding_dim is not None and t.embedding_dim != dim:
+            raise ModelMismatchError(f"method.promptmm.teacher.embedding_dim={t.embedding_dim} but the saved teacher "
+                                     f"{t.checkpoint} has d={dim}; leave it unset to use the saved teacher's")
+        if cfg.method.promptmm.distill.init_from_teacher and dim != cfg.model.embedding_dim:
+            raise ModelMismatchError(f"distill.init_from_teacher: the saved teacher {t.checkpoint} has d={dim}, the "
+                                     f"student model.embedding_dim={cfg.model.embedding_dim}")
+        return payload
 
     def after_stage(self, stage, payload, shared) -> None:
         if stage.name == "teacher":

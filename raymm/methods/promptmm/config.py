@@ -19,6 +19,7 @@ class PromptConfig(_Section):
 class TeacherConfig(_Section):
     """The multimodal teacher and its stage-1 training."""
 
+    embedding_dim: int | None = Field(None, gt=0)  # d_T; None: model.embedding_dim (the student's d)
     num_layers: int = Field(2, ge=0)  # ID-GNN layers
     dropout: float = Field(0.4, ge=0, lt=1)  # on reduced modality features
     model_cat_rate: float = Field(0.1, ge=0)  # a_mc

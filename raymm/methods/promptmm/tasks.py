@@ -21,6 +21,11 @@ from raymm.models.registry import cpu_state, from_payload
 from raymm.sampling import Batch, NegativeSampler, make_batch
 
 
+def teacher_dim(cfg) -> int:
+    """d_T: ``method.promptmm.teacher.embedding_dim``, else the student's ``model.embedding_dim``."""
+    return cfg.method.promptmm.teacher.embedding_dim or cfg.model.embedding_dim
+
+
 def build_teacher(cfg, shared: SharedData) -> PromptMMTeacher:
     opts = cfg.method.promptmm
     g = shared.graph
@@ -28,9 +33,9 @@ def build_teacher(cfg, shared: SharedData) -> PromptMMTeacher:
     if opts.prompt.enabled:
         h_user, h_item = shared.extras["hard_tokens"]
         prompt = SoftPrompt(torch.from_numpy(h_user.copy()), torch.from_numpy(h_item.copy()),
-                            cfg.model.embedding_dim, opts.prompt.dropout)
+                            teacher_dim(cfg), opts.prompt.dropout)
     t = opts.teacher
-    return PromptMMTeacher(g.num_users, g.num_items, shared.features, prompt, cfg.model.embedding_dim, t.num_layers,
+    return PromptMMTeacher(g.num_users, g.num_items, shared.features, prompt, teacher_dim(cfg), t.num_layers,
                            t.dropout, t.model_cat_rate, t.soft_token_rate, t.feat_soft_token_rate, cfg.model.init_std,
                            opts.prompt.summary_every, "left" if opts.parity else "symmetric")
 
@@ -86,11 +91,18 @@ class Distiller(nn.Module):
 
     ``forward`` returns the student's seed embeddings and the teacher's outputs at the same seeds;
     gradients reach the student and the prompt, never the teacher's own weights.
+
+    A student smaller than the teacher (d_S < d_T) gets ``project``, a learned linear map
+    W: R^{d_S} -> R^{d_T} (no bias) that the embedding KD compares through (``L_emb = sum_m
+    SCE(f^m, W e^S)``); the pairwise and list-wise terms compare scores, which need no map. W is
+    trained with the student and is not part of the served model.
     """
 
-    def __init__(self, student: LightGCN, teacher: PromptMMTeacher, prompt_trainable: bool, teacher_dropout: bool):
+    def __init__(self, student: LightGCN, teacher: PromptMMTeacher, prompt_trainable: bool, teacher_dropout: bool,
+                 project: bool = False):
         super().__init__()
         self.student, self.teacher = student, teacher
+        self.project = nn.Linear(student.dim, teacher.dim, bias=False) if project else None
         self.teacher_dropout = teacher_dropout
         for name, p in teacher.named_parameters():
             p.requires_grad_(prompt_trainable and name.startswith("prompt."))
@@ -123,7 +135,8 @@ class DistillTask(_PromptMMTask):
         teacher = from_payload(self.shared.extras["teacher"], self.shared.features, "teacher")
         student = super().build()
         prompt_trainable = opts.distill.prompt_trainable and not opts.parity
-        return Distiller(student, teacher, prompt_trainable, teacher_dropout=opts.parity)
+        project = student.dim != teacher.dim and opts.distill.emb_weight > 0
+        return Distiller(student, teacher, prompt_trainable, teacher_dropout=opts.parity, project=project)
 
     @classmethod
     def loss_label(cls, cfg) -> str:
@@ -166,7 +179,9 @@ class DistillTask(_PromptMMTask):
                 items = batch.own(batch.seeds) >= self.graph.num_users
                 e = embedding_kd({m: f[items] for m, f in own.items()}, batch.own(emb)[items], d.sce_gamma)
             else:
-                e = embedding_kd(own, batch.own(emb), d.sce_gamma)
+                mine = batch.own(emb)
+                project = self.module.project
+                e = embedding_kd(own, mine if project is None else project(mine), d.sce_gamma)
             total = total + d.emb_weight * e
             parts["kd_emb"] = e.item()
         # Under DDP every teacher output that the trainable prompt feeds must reach the loss, or DDP
