@@ -5,6 +5,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py tiktok             # LightGCN, teacher, student (paper, parity)
     .venv/bin/python benchmarks/promptmm_quality.py ablation           # tiktok: full, w/o prompt, w/o each KD term, w/o re-weighting
     .venv/bin/python benchmarks/promptmm_quality.py synthetic --set train.propagation=sampled --tag sampled
+    .venv/bin/python benchmarks/promptmm_quality.py sizes [--data tiktok]  # students of d 16/32/64 from one d-64 teacher
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runs import OUT, add_common_args, apply_common_args, fmt, run
+from runs import OUT, add_common_args, apply_common_args, fmt, mean_sd, run
 
 
 def teacher_of(result: dict) -> str:
@@ -76,10 +77,45 @@ def ablation() -> None:
         print(f"| {label} | {r['val']['recall@20']:.4f} | {r['val']['ndcg@20']:.4f} |")
 
 
+def sizes(data: str) -> None:
+    """Quality against student size: per seed, one PromptMM teacher of d_T = 64 (trained with its
+    d-64 student), distilled again into students of d = 16 and 32 (a learned projection serves the
+    embedding KD); each beside LightGCN alone at the same d. Serving cost: the served model's
+    top-20 latency for 200 users from its embedding tables (this process's CPU) and its parameters."""
+    conf, prefix = (("conf/promptmm.yaml", "syn") if data == "synthetic" else ("conf/promptmm_tiktok.yaml", "tiktok"))
+    rows = {}
+    for seed in (0, 1, 2):
+        full = run(f"{prefix}-size-promptmm-d64-s{seed}", conf, f"train.seed={seed}", "model.embedding_dim=64",
+                   "method.promptmm.teacher.embedding_dim=64")
+        teacher = f"method.promptmm.teacher.checkpoint={teacher_of(full)}"
+        rows.setdefault(("teacher", 64), []).append((full["teacher"]["val"], None))
+        for d in (16, 32, 64):
+            student = full if d == 64 else run(f"{prefix}-size-promptmm-d{d}-s{seed}", conf, f"train.seed={seed}",
+                                               f"model.embedding_dim={d}", teacher)
+            alone = run(f"{prefix}-size-lightgcn-d{d}-s{seed}", conf, "method.name=lightgcn", f"train.seed={seed}",
+                        f"model.embedding_dim={d}")
+            rows.setdefault(("student", d), []).append((student["val"], student["efficiency"]))
+            rows.setdefault(("lightgcn", d), []).append((alone["val"], alone["efficiency"]))
+    print(f"\n{data}: validation Recall@20 (mean +- sd over seeds 0-2), serving cost of the served model")
+    print("| model | d | Recall@20 | NDCG@20 | parameters | top-20 for 200 users, from tables (ms) |")
+    print("|---|---|---|---|---|---|")
+    for (kind, d), values in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        eff = values[0][1]
+        role = eff and (eff.get("student") or eff.get("model"))
+        cost = (f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f}" if role and role.get("latency")
+                else "- | -")
+        print(f"| {kind} | {d} | {mean_sd([v['recall@20'] for v, _ in values])} | "
+              f"{mean_sd([v['ndcg@20'] for v, _ in values])} | {cost} |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation"])
+    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes"])
+    parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
-    {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[args.suite]()
+    if args.suite == "sizes":
+        sizes(args.data)
+    else:
+        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[args.suite]()
