@@ -4,6 +4,7 @@ README section)."""
 from __future__ import annotations
 
 from raymm.methods.base import Method
+from raymm.methods.freedom import METHOD as FREEDOM
 from raymm.methods.kdsr import METHOD as KDSR
 from raymm.methods.lightgcn import METHOD as LIGHTGCN
 from raymm.methods.odmt import METHOD as ODMT
@@ -12,7 +13,7 @@ from raymm.methods.ptmrec import METHOD as PTMREC
 from raymm.methods.sasrec import METHOD as SASREC
 from raymm.methods.sgfd import METHOD as SGFD
 
-METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR, ODMT, PTMREC)}
+METHODS: dict[str, Method] = {m.name: m for m in (LIGHTGCN, PROMPTMM, SGFD, SASREC, KDSR, ODMT, PTMREC, FREEDOM)}
 
 
 def get_method(name: str) -> Method:

@@ -199,3 +199,49 @@ def test_a_teacher_size_that_cannot_work_is_refused(extra, match):
     METHOD.check(_cfg("teacher.embedding_dim=12"), dataset)  # a larger teacher is fine
     with pytest.raises(InputError, match=match):
         METHOD.check(_cfg("teacher.embedding_dim=12", extra), dataset)
+
+
+def test_a_freedom_teacher_trains_in_stage_1_and_teaches_a_smaller_student():
+    from raymm.methods.freedom import precompute_item_graph
+    from raymm.models.freedom import Freedom
+
+    from raymm.graph import EvalSplit
+
+    shared = _shared(2)
+    shared.val = EvalSplit.from_interactions(np.array([0]), np.array([1]))
+    cfg = build_config({}, ["method.name=promptmm", "model.embedding_dim=8", "train.fanouts=[4,4]",
+                            "train.propagation=sampled", "method.promptmm.prompt.enabled=false",
+                            *[f"method.promptmm.teacher.{e}" for e in (
+                                "backbone=freedom", "embedding_dim=16", "freedom.knn_k=3", "freedom.modal_weight=0.5")]])
+    precompute_item_graph(cfg.method.promptmm.teacher.freedom, shared)
+    stage1 = TeacherTask(cfg, shared)
+    assert isinstance(stage1.module, Freedom) and stage1.module.dim == 16
+    stage1.setup(0, 1, "cpu")
+    stage1.start_epoch(0, 0)  # FREEDOM's pruned graph: 20% of the edges kept (edge_drop 0.8)
+    assert stage1.neighbours.g.num_edges() == 2 * int(len(shared.graph.indices) // 2 * 0.2)
+    loss, parts = stage1.loss(stage1.module, sample_batch(stage1, shared))
+    loss.backward()
+    assert {"bpr", "bpr_m0", "bpr_m1"} == set(parts)
+    assert stage1.module.projections["m0"].weight.grad.abs().sum() > 0
+
+    shared.extras["teacher"] = stage1.payload()
+    task = DistillTask(cfg, shared)
+    assert isinstance(task.module.teacher, Freedom) and task.module.project.out_features == 16
+    task.module.train()
+    loss, parts = task.loss(task.module, sample_batch(task, shared))
+    loss.backward()
+    assert {"kd_pair", "kd_list", "kd_emb"} <= set(parts)
+    assert all(p.grad is None for p in task.module.teacher.parameters())  # no prompt: nothing of it learns
+    assert task.module.student.embedding.weight.grad.abs().sum() > 0
+
+
+def test_teacher_backbone_options_that_do_nothing_are_errors():
+    from raymm.configbase import ConfigError
+
+    for extra, match in ((["teacher.backbone=freedom"], "no soft prompt"),
+                         (["teacher.freedom.knn_k=3"], "do nothing with backbone=promptmm"),
+                         (["teacher.backbone=freedom", "prompt.enabled=false", "teacher.model_cat_rate=0.5"],
+                          "model_cat_rate=0.5 does nothing"),
+                         (["teacher.backbone=freedom", "prompt.enabled=false", "parity=true"], "parity")):
+        with pytest.raises(ConfigError, match=match):
+            build_config({}, ["method.name=promptmm", *[f"method.promptmm.{e}" for e in extra]])

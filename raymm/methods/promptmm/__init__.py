@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from raymm.errors import InputError, ModelMismatchError
 from raymm.methods.base import Method, SharedData, Stage
+from raymm.methods.freedom import check_modality_weights, precompute_item_graph
 from raymm.methods.promptmm.config import PromptMMConfig
 from raymm.methods.promptmm.tasks import DistillTask, TeacherTask
 from raymm.models.prompt import hard_tokens
@@ -29,6 +30,8 @@ class PromptMM(Method):
             raise InputError(f"method.promptmm.prompt.size={prompt.size} is larger than the smallest feature dimension "
                              f"of dataset {dataset.uri} ({dims}); PCA cannot give more components than that")
         opts = cfg.method.promptmm
+        check_modality_weights(opts.teacher.freedom.modality_weights, dataset.manifest.modalities,
+                               "method.promptmm.teacher.freedom.modality_weights", dataset.uri)
         d_t = opts.teacher.embedding_dim
         if d_t is not None and d_t != cfg.model.embedding_dim:
             if opts.parity:
@@ -42,6 +45,8 @@ class PromptMM(Method):
     def precompute(self, cfg, dataset, shared: SharedData) -> None:
         super().precompute(cfg, dataset, shared)
         opts = cfg.method.promptmm
+        if opts.teacher.backbone == "freedom" and not opts.teacher.checkpoint:
+            precompute_item_graph(opts.teacher.freedom, shared)  # a saved teacher rebuilds its own
         if opts.prompt.enabled:  # PCA hard tokens, once here
             shared.extras["hard_tokens"] = hard_tokens(shared.features, shared.graph, opts.prompt.size,
                                                        "scaled_sum" if opts.parity else "mean")
@@ -56,6 +61,10 @@ class PromptMM(Method):
         if stage.name != "teacher" or not t.checkpoint:
             return None
         payload = load_teacher(t.checkpoint, shared, tracking_uri)
+        if TEACHER_KINDS[payload["kind"]] != t.backbone:
+            raise ModelMismatchError(f"method.promptmm.teacher.backbone={t.backbone} but the saved teacher "
+                                     f"{t.checkpoint} is a {payload['kind']} model (set backbone: "
+                                     f"{TEACHER_KINDS[payload['kind']]})")
         dim = payload["hparams"]["dim"]
         if t.embedding_dim is not None and t.embedding_dim != dim:
             raise ModelMismatchError(f"method.promptmm.teacher.embedding_dim={t.embedding_dim} but the saved teacher "
@@ -80,6 +89,11 @@ class PromptMM(Method):
         return {"teacher": teacher}
 
 
+# Saved models that can teach (``forward(batch)`` gives a TeacherOutput, ``full(adj)`` its
+# full-graph form) -> the ``teacher.backbone`` that trains them.
+TEACHER_KINDS = {"promptmm_teacher": "promptmm", "freedom": "freedom"}
+
+
 def load_teacher(ref: str, shared: SharedData, tracking_uri: str | None = None) -> dict:
     """A saved teacher (checkpoint dir, ``best_model.pt`` file, or an MLflow artifact URI such as
     ``runs:/<run id>/teacher_best_model.pt``), checked against the dataset."""
@@ -88,8 +102,9 @@ def load_teacher(ref: str, shared: SharedData, tracking_uri: str | None = None) 
 
     payload = load_payload(ref, tracking_uri)
     model_class(payload, ref)
-    if payload.get("kind") != "promptmm_teacher":
-        raise ModelMismatchError(f"{ref} is not a PromptMM teacher checkpoint (kind={payload.get('kind')})")
+    if payload.get("kind") not in TEACHER_KINDS:
+        raise ModelMismatchError(f"{ref} is not a teacher this method can distil from (kind={payload.get('kind')}; "
+                                 f"teachers: {sorted(TEACHER_KINDS)})")
     h = payload["hparams"]
     g = shared.graph
     dims = {m: int(x.shape[1]) for m, x in shared.features.items()}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from raymm.configbase import _Section
+from raymm.methods.freedom.config import FreedomConfig
 
 
 class PromptConfig(_Section):
@@ -17,8 +20,12 @@ class PromptConfig(_Section):
 
 
 class TeacherConfig(_Section):
-    """The multimodal teacher and its stage-1 training."""
+    """The multimodal teacher and its stage-1 training. ``backbone``: PromptMM's own teacher, or
+    FREEDOM (:mod:`raymm.models.freedom`, options in ``freedom``; trained with its own objective,
+    ``reg_weight``, ``lr``, ``weight_decay``, ``epochs`` and ``patience`` from here)."""
 
+    backbone: Literal["promptmm", "freedom"] = "promptmm"
+    freedom: FreedomConfig = Field(default_factory=FreedomConfig)  # backbone: freedom
     embedding_dim: int | None = Field(None, gt=0)  # d_T; None: model.embedding_dim (the student's d)
     num_layers: int = Field(2, ge=0)  # ID-GNN layers
     dropout: float = Field(0.4, ge=0, lt=1)  # on reduced modality features
@@ -34,6 +41,22 @@ class TeacherConfig(_Section):
     epochs: int = Field(30, gt=0)
     patience: int = Field(5, gt=0)
     checkpoint: str | None = None  # saved teacher (path or MLflow URI): skip stage 1
+
+    # PromptMM's own teacher's options: with another backbone, setting one is an error, not a no-op
+    PROMPTMM_ONLY: ClassVar[tuple[str, ...]] = ("dropout", "model_cat_rate", "soft_token_rate", "feat_soft_token_rate", "prompt_weight",
+                     "feat_mf_weight", "feat_reg_weight")
+
+    @model_validator(mode="after")
+    def _no_idle_options(self) -> "TeacherConfig":
+        if self.backbone == "promptmm":
+            if self.freedom != FreedomConfig():
+                raise ValueError("freedom.* options do nothing with backbone=promptmm (set backbone: freedom)")
+            return self
+        for name in self.PROMPTMM_ONLY:
+            if getattr(self, name) != type(self).model_fields[name].default:
+                raise ValueError(f"{name}={getattr(self, name)!r} does nothing with backbone={self.backbone} "
+                                 "(PromptMM's own teacher's option)")
+        return self
 
 
 class DistillConfig(_Section):
@@ -56,3 +79,12 @@ class PromptMMConfig(_Section):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+
+    @model_validator(mode="after")
+    def _backbone_fits(self) -> "PromptMMConfig":
+        backbone = self.teacher.backbone
+        if backbone != "promptmm" and self.prompt.enabled:
+            raise ValueError(f"teacher.backbone={backbone} has no soft prompt: set prompt.enabled: false")
+        if backbone != "promptmm" and self.parity:
+            raise ValueError(f"parity reproduces the public PromptMM code, whose teacher is its own (not {backbone})")
+        return self

@@ -13,6 +13,7 @@ from torch import nn
 
 from raymm.kd import embedding_kd, listwise_kd, pairwise_kd, parity_listwise_kd, parity_pairwise_kd
 from raymm.losses import bpr_loss, l2_penalty
+from raymm.methods.freedom.tasks import build_freedom, freedom_loss, prune_neighbourhoods
 from raymm.methods.base import SharedData, Task, triplet
 from raymm.models.lightgcn import LightGCN
 from raymm.models.prompt import SoftPrompt
@@ -26,8 +27,11 @@ def teacher_dim(cfg) -> int:
     return cfg.method.promptmm.teacher.embedding_dim or cfg.model.embedding_dim
 
 
-def build_teacher(cfg, shared: SharedData) -> PromptMMTeacher:
+def build_teacher(cfg, shared: SharedData) -> nn.Module:
+    """The stage-1 teacher of ``method.promptmm.teacher.backbone``: PromptMM's own or FREEDOM."""
     opts = cfg.method.promptmm
+    if opts.teacher.backbone == "freedom":
+        return build_freedom(cfg, shared, opts.teacher.freedom, teacher_dim(cfg), opts.teacher.num_layers)
     g = shared.graph
     prompt = None
     if opts.prompt.enabled:
@@ -56,10 +60,20 @@ class _PromptMMTask(Task):
 
 class TeacherTask(_PromptMMTask):
     """PromptMM stage 1: L_T = BPR(e^T) + lambda_reg ||E_batch||^2 + lambda_p BPR(P_u, P_i)
-    + lambda_fm sum_m BPR(f^m) + lambda_feat sum_m ||f^m_batch||^2 (spec "Stage 1", step 7)."""
+    + lambda_fm sum_m BPR(f^m) + lambda_feat sum_m ||f^m_batch||^2 (spec "Stage 1", step 7).
+
+    With ``teacher.backbone: freedom``, FREEDOM's objective instead (:class:`~raymm.methods.freedom.
+    tasks.FreedomTask`: L_T = BPR(e) + lambda_reg ||E_batch||^2 + lambda sum_m BPR(f^m), lambda =
+    ``teacher.freedom.modal_weight``) over a user-item graph pruned anew each epoch."""
 
     def build(self) -> nn.Module:
         return build_teacher(self.cfg, self.shared)
+
+    def start_epoch(self, seed: int, epoch: int = 0) -> None:
+        super().start_epoch(seed, epoch)
+        t = self.cfg.method.promptmm.teacher
+        if t.backbone == "freedom":
+            prune_neighbourhoods(self, t.freedom.edge_drop, epoch)
 
     def optimizer(self, params) -> torch.optim.Optimizer:
         t = self.cfg.method.promptmm.teacher
@@ -67,10 +81,14 @@ class TeacherTask(_PromptMMTask):
 
     @classmethod
     def loss_label(cls, cfg) -> str:
+        if cfg.method.promptmm.teacher.backbone == "freedom":
+            return "FREEDOM: BPR + L2 + modality BPR"
         return "BPR + L2 + prompt BPR + modality BPR"
 
     def loss(self, model, batch):
         t = self.cfg.method.promptmm.teacher
+        if t.backbone == "freedom":
+            return freedom_loss(model(batch), batch, t.reg_weight, t.freedom.modal_weight)
         out: TeacherOutput = model(batch)
         bpr = bpr_loss(*triplet(out.emb, batch))
         total = bpr + t.reg_weight * l2_penalty(*triplet(out.ego, batch))
