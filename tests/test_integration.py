@@ -306,3 +306,36 @@ def test_ptmrec_job_end_to_end(tmp_path):
     recs = pd.read_parquet(out)
     new = recs[recs["item_id"] >= 100]
     assert sorted(new["user_id"]) == [0, 0, 1, 1] and np.isfinite(new["score"]).all()  # ranked, never masked
+
+
+@pytest.mark.slow
+def test_freedom_alone_then_as_a_saved_teacher_for_a_smaller_student(tmp_path):
+    """FREEDOM trained alone through jobs/train.py (its pruned graph each epoch, the served model
+    registered, jobs/evaluate.py agreeing), then its saved model standing in for PromptMM's stage 1
+    and distilled into a student of half its size."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    tiny = [t for t in TINY if not t.startswith("method.name")]
+
+    def train(config, *extra):
+        proc = subprocess.run([sys.executable, "jobs/train.py", "--config", config, *tiny, f"output.dir={tmp_path}",
+                               *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        line = [l for l in proc.stdout.splitlines() if l.startswith("[raymm] metrics: ")][-1]
+        return json.loads(Path(line.split(": ", 1)[1]).read_text()), proc.stdout
+
+    alone, _ = train("conf/freedom.yaml", "train.epochs=2", "model.embedding_dim=16", "method.freedom.knn_k=5")
+    assert alone["stage"] == "freedom" and alone["val"]["recall@20"] > 0
+    assert alone["registered_model"] == "models:/raymm-freedom/1"
+    saved = Path(tmp_path) / "runs" / alone["run_name"] / "freedom_best_model.pt"
+    ev = subprocess.run([sys.executable, "jobs/evaluate.py", "--model", str(saved), "--data", alone["dataset"],
+                         "--split", "val"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert json.loads(ev.stdout.strip().splitlines()[-1])["recall@20"] == pytest.approx(alone["val"]["recall@20"],
+                                                                                          abs=1e-6)
+
+    student, out = train("conf/promptmm_freedom.yaml", "train.epochs=2", "model.embedding_dim=8",
+                         f"method.promptmm.teacher.checkpoint={saved}")
+    assert "(teacher: saved)" in out and "[raymm] student epoch 2/2" in out
+    assert student["stage"] == "student" and student["val"]["recall@20"] > 0
+    assert student["efficiency"]["teacher"]["parameters"] > student["efficiency"]["student"]["parameters"]

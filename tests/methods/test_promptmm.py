@@ -188,7 +188,9 @@ def test_a_smaller_student_learns_through_a_projection_for_the_embedding_kd():
     assert DistillTask(_cfg("teacher.embedding_dim=12", "distill.emb_weight=0"), shared).module.project is None
 
 
-@pytest.mark.parametrize("extra, match", [("parity=true", "parity"), ("distill.init_from_teacher=true", "init_from_teacher")])
+@pytest.mark.parametrize("extra, match", [(("teacher.embedding_dim=12", "parity=true"), "parity"),
+                                          (("teacher.embedding_dim=4", "distill.init_from_teacher=true"),
+                                           "cannot fill a larger student")])
 def test_a_teacher_size_that_cannot_work_is_refused(extra, match):
     from types import SimpleNamespace
 
@@ -196,9 +198,23 @@ def test_a_teacher_size_that_cannot_work_is_refused(extra, match):
     from raymm.methods.promptmm import METHOD
 
     dataset = SimpleNamespace(uri="d", manifest=SimpleNamespace(modalities={"m0": SimpleNamespace(dim=6)}))
-    METHOD.check(_cfg("teacher.embedding_dim=12"), dataset)  # a larger teacher is fine
+    METHOD.check(_cfg("teacher.embedding_dim=12", "distill.init_from_teacher=true"), dataset)  # larger: fine
     with pytest.raises(InputError, match=match):
-        METHOD.check(_cfg("teacher.embedding_dim=12", extra), dataset)
+        METHOD.check(_cfg(*extra), dataset)
+
+
+def test_a_smaller_student_starts_from_the_teachers_top_singular_directions():
+    from raymm.methods.promptmm.tasks import reduce_to
+
+    torch.manual_seed(0)
+    low = torch.randn(50, 3) @ torch.randn(3, 12)  # rank 3 in 12 dimensions
+    small = reduce_to(low, 3)
+    assert small.shape == (50, 3) and torch.allclose(small @ small.T, low @ low.T, atol=1e-3)  # scores kept
+    emb = torch.randn(50, 12)
+    assert reduce_to(emb, 12) is emb
+    u, s, vh = torch.linalg.svd(emb, full_matrices=False)
+    best = (u[:, :4] * s[:4]) @ (u[:, :4] * s[:4]).T  # the best rank-4 approximation of emb emb^T
+    assert torch.allclose(reduce_to(emb, 4) @ reduce_to(emb, 4).T, best, atol=1e-4)
 
 
 def test_a_freedom_teacher_trains_in_stage_1_and_teaches_a_smaller_student():

@@ -37,10 +37,10 @@ class PromptMM(Method):
             if opts.parity:
                 raise InputError(f"method.promptmm.parity needs the public code's equal sizes: teacher.embedding_dim="
                                  f"{d_t} differs from model.embedding_dim={cfg.model.embedding_dim}")
-            if opts.distill.init_from_teacher:
-                raise InputError(f"method.promptmm.distill.init_from_teacher copies the teacher's embeddings into the "
-                                 f"student: teacher.embedding_dim={d_t} must equal model.embedding_dim="
-                                 f"{cfg.model.embedding_dim}")
+            if opts.distill.init_from_teacher and d_t < cfg.model.embedding_dim:
+                raise InputError(f"method.promptmm.distill.init_from_teacher starts the student from the teacher's "
+                                 f"embeddings: teacher.embedding_dim={d_t} cannot fill a larger student "
+                                 f"(model.embedding_dim={cfg.model.embedding_dim})")
 
     def precompute(self, cfg, dataset, shared: SharedData) -> None:
         super().precompute(cfg, dataset, shared)
@@ -69,9 +69,9 @@ class PromptMM(Method):
         if t.embedding_dim is not None and t.embedding_dim != dim:
             raise ModelMismatchError(f"method.promptmm.teacher.embedding_dim={t.embedding_dim} but the saved teacher "
                                      f"{t.checkpoint} has d={dim}; leave it unset to use the saved teacher's")
-        if cfg.method.promptmm.distill.init_from_teacher and dim != cfg.model.embedding_dim:
-            raise ModelMismatchError(f"distill.init_from_teacher: the saved teacher {t.checkpoint} has d={dim}, the "
-                                     f"student model.embedding_dim={cfg.model.embedding_dim}")
+        if cfg.method.promptmm.distill.init_from_teacher and dim < cfg.model.embedding_dim:
+            raise ModelMismatchError(f"distill.init_from_teacher: the saved teacher {t.checkpoint} has d={dim}, which "
+                                     f"cannot fill a larger student (model.embedding_dim={cfg.model.embedding_dim})")
         return payload
 
     def after_stage(self, stage, payload, shared) -> None:

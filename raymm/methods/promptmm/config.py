@@ -70,7 +70,7 @@ class DistillConfig(_Section):
     emb_weight: float = Field(0.1, ge=0)  # lambda_emb
     reweight: bool = True  # modality-aware re-weighting of the list-wise non-target term
     sce_gamma: float = Field(2.0, gt=0)
-    init_from_teacher: bool = False  # student starts from the teacher's final embeddings
+    init_from_teacher: bool = False  # student starts from the teacher's final embeddings (smaller: truncated SVD)
     prompt_trainable: bool = True  # the prompt keeps learning from the student's loss
 
 

@@ -44,6 +44,16 @@ def build_teacher(cfg, shared: SharedData) -> nn.Module:
                            opts.prompt.summary_every, "left" if opts.parity else "symmetric")
 
 
+def reduce_to(emb: torch.Tensor, dim: int) -> torch.Tensor:
+    """(N, d_T) teacher embeddings as (N, dim) student initial embeddings: unchanged when dim = d_T,
+    else their projection on the top ``dim`` right singular vectors (``E V_k``, truncated SVD, not
+    centred), whose dot products are the best rank-``dim`` approximation of the teacher's."""
+    if emb.shape[1] == dim:
+        return emb
+    _, _, vh = torch.linalg.svd(emb, full_matrices=False)
+    return emb @ vh[:dim].T
+
+
 class _PromptMMTask(Task):
     @property
     def normalization(self) -> str:
@@ -166,7 +176,7 @@ class DistillTask(_PromptMMTask):
             self.module.teacher.eval()
             with torch.no_grad():
                 emb, _ = self.module.teacher.full(self.graph.normalized_adjacency(device, self.normalization))
-                self.module.student.embedding.weight.copy_(emb)
+                self.module.student.embedding.weight.copy_(reduce_to(emb, self.module.student.dim))
 
     def loss(self, model, batch):
         parity = self.cfg.method.promptmm.parity
