@@ -32,6 +32,7 @@ from torch import nn
 
 from raymm.graph import TrainGraph
 from raymm.models.extractors import register_features
+from raymm.models.item_graph import csr, knn, propagate_all, propagate_rows
 from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
@@ -40,34 +41,26 @@ from raymm.sampling import Batch
 
 def item_knn_graph(features: dict[str, np.ndarray], k: int, weights: dict[str, float] | None = None,
                    chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The frozen item-item graph S of (1)-(2) as CSR ``(indptr (I+1,), indices, values)``.
+    """The frozen item-item graph S of (1)-(2) as CSR ``(indptr (I+1,), indices, values)`` arrays.
 
     Args:
         features: modality -> (I, d_m) features.
         k: neighbours per item in each modality (the item itself is its own nearest).
         weights: modality -> alpha_m (normalised to sum to 1); None: equal weights.
-        chunk: items whose similarities are computed at once (memory ``chunk x I`` floats).
+        chunk: items whose similarities are computed at once (memory ``chunk x I``).
     """
     names = sorted(features)
     alpha = {m: 1.0 for m in names} if weights is None else {m: float(weights[m]) for m in names}
     total = sum(alpha.values())
-    num_items = len(features[names[0]])
-    k = min(k, num_items)
     rows, cols, vals = [], [], []
     for m in names:
-        x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features[m]), dtype=torch.float32), dim=1)
-        for lo in range(0, num_items, chunk):
-            top = torch.topk(x[lo:lo + chunk] @ x.T, k, dim=1).indices  # (c, k)
-            rows.append(np.repeat(np.arange(lo, lo + len(top)), k))
-            cols.append(top.reshape(-1).numpy())
-            vals.append(np.full(top.numel(), alpha[m] / total / k, np.float32))  # D^-1/2 A D^-1/2, D = k
-    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    key = rows.astype(np.int64) * num_items + cols
-    uniq, inv = np.unique(key, return_inverse=True)  # the same neighbour in two modalities: weights add
-    summed = np.bincount(inv, weights=vals).astype(np.float32)
-    indptr = np.zeros(num_items + 1, np.int64)
-    np.cumsum(np.bincount(uniq // num_items, minlength=num_items), out=indptr[1:])
-    return indptr, (uniq % num_items).astype(np.int64), summed
+        ids, _ = knn(torch.as_tensor(np.asarray(features[m]), dtype=torch.float32), k, chunk)
+        rows.append(torch.arange(len(ids)).repeat_interleave(ids.shape[1]))
+        cols.append(ids.reshape(-1))
+        vals.append(torch.full((ids.numel(),), alpha[m] / total / ids.shape[1]))  # D^-1/2 A D^-1/2, D = k
+    n = len(features[names[0]])
+    indptr, indices, values = csr(torch.cat(rows), torch.cat(cols), torch.cat(vals), n)  # shared neighbours add
+    return indptr.numpy(), indices.numpy(), values.numpy().astype(np.float32)
 
 
 def degree_sensitive_prune(graph: TrainGraph, drop: float, rng: np.random.Generator) -> TrainGraph:
@@ -152,29 +145,16 @@ class Freedom(nn.Module):
         return getattr(self, f"feat_{m}")
 
     # --- item-item convolution (3) -------------------------------------------------------------
+    def _graph(self):
+        return self.ii_indptr, self.ii_indices, self.ii_values
+
     def _item_conv(self, items: torch.Tensor, layers: int) -> torch.Tensor:
         """(n, d) rows ``items`` of S^layers E_items, from the items' kNN neighbourhoods only."""
-        table = self.embedding.weight[self.num_users:]
-        if layers == 0:
-            return table[items]
-        start, count = self.ii_indptr[items], self.ii_indptr[items + 1] - self.ii_indptr[items]
-        owner = torch.repeat_interleave(torch.arange(len(items), device=items.device), count)
-        edge = torch.repeat_interleave(start - torch.cumsum(count, 0) + count, count) + torch.arange(
-            int(count.sum()), device=items.device)
-        nbrs, inv = torch.unique(self.ii_indices[edge], return_inverse=True)
-        h = self._item_conv(nbrs, layers - 1)[inv] * self.ii_values[edge].unsqueeze(1)
-        return torch.zeros(len(items), self.dim, dtype=h.dtype, device=h.device).index_add_(0, owner, h)
+        return propagate_rows(self._graph(), self.embedding.weight[self.num_users:], items, layers)
 
     def _item_conv_full(self) -> torch.Tensor:
         """(I, d) S^{L_ii} E_items over every item (one sparse product per layer)."""
-        rows = torch.repeat_interleave(torch.arange(self.num_items, device=self.ii_indptr.device),
-                                       self.ii_indptr[1:] - self.ii_indptr[:-1])
-        s = torch.sparse_coo_tensor(torch.stack([rows, self.ii_indices]), self.ii_values,
-                                    (self.num_items, self.num_items))
-        h = self.embedding.weight[self.num_users:]
-        for _ in range(self.item_layers):
-            h = torch.sparse.mm(s, h)
-        return h
+        return propagate_all(self._graph(), self.embedding.weight[self.num_users:], self.item_layers)
 
     def _projected(self, m: str, items: torch.Tensor) -> torch.Tensor:
         return self.projections[m](self.features(m)[items])

@@ -91,7 +91,7 @@ class PromptMM(Method):
 
 # Saved models that can teach (``forward(batch)`` gives a TeacherOutput, ``full(adj)`` its
 # full-graph form) -> the ``teacher.backbone`` that trains them.
-TEACHER_KINDS = {"promptmm_teacher": "promptmm", "freedom": "freedom"}
+TEACHER_KINDS = {"promptmm_teacher": "promptmm", "freedom": "freedom", "lattice": "lattice"}
 
 
 def load_teacher(ref: str, shared: SharedData, tracking_uri: str | None = None) -> dict:

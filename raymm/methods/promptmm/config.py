@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from raymm.configbase import _Section
 from raymm.methods.freedom.config import FreedomConfig
+from raymm.methods.lattice.config import LatticeConfig
 
 
 class PromptConfig(_Section):
@@ -20,12 +21,14 @@ class PromptConfig(_Section):
 
 
 class TeacherConfig(_Section):
-    """The multimodal teacher and its stage-1 training. ``backbone``: PromptMM's own teacher, or
-    FREEDOM (:mod:`raymm.models.freedom`, options in ``freedom``; trained with its own objective,
-    ``reg_weight``, ``lr``, ``weight_decay``, ``epochs`` and ``patience`` from here)."""
+    """The multimodal teacher and its stage-1 training. ``backbone``: PromptMM's own teacher,
+    FREEDOM (:mod:`raymm.models.freedom`, options in ``freedom``) or LATTICE
+    (:mod:`raymm.models.lattice`, options in ``lattice``); the latter two train with their own
+    objectives, and ``reg_weight``, ``lr``, ``weight_decay``, ``epochs`` and ``patience`` from here."""
 
-    backbone: Literal["promptmm", "freedom"] = "promptmm"
+    backbone: Literal["promptmm", "freedom", "lattice"] = "promptmm"
     freedom: FreedomConfig = Field(default_factory=FreedomConfig)  # backbone: freedom
+    lattice: LatticeConfig = Field(default_factory=LatticeConfig)  # backbone: lattice
     embedding_dim: int | None = Field(None, gt=0)  # d_T; None: model.embedding_dim (the student's d)
     num_layers: int = Field(2, ge=0)  # ID-GNN layers
     dropout: float = Field(0.4, ge=0, lt=1)  # on reduced modality features
@@ -48,9 +51,10 @@ class TeacherConfig(_Section):
 
     @model_validator(mode="after")
     def _no_idle_options(self) -> "TeacherConfig":
+        for name, cls in (("freedom", FreedomConfig), ("lattice", LatticeConfig)):
+            if self.backbone != name and getattr(self, name) != cls():
+                raise ValueError(f"{name}.* options do nothing with backbone={self.backbone} (set backbone: {name})")
         if self.backbone == "promptmm":
-            if self.freedom != FreedomConfig():
-                raise ValueError("freedom.* options do nothing with backbone=promptmm (set backbone: freedom)")
             return self
         for name in self.PROMPTMM_ONLY:
             if getattr(self, name) != type(self).model_fields[name].default:

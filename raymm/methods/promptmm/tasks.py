@@ -14,6 +14,7 @@ from torch import nn
 from raymm.kd import embedding_kd, listwise_kd, pairwise_kd, parity_listwise_kd, parity_pairwise_kd
 from raymm.losses import bpr_loss, l2_penalty
 from raymm.methods.freedom.tasks import build_freedom, freedom_loss, prune_neighbourhoods
+from raymm.methods.lattice.tasks import build_lattice, lattice_loss
 from raymm.methods.base import SharedData, Task, triplet
 from raymm.models.lightgcn import LightGCN
 from raymm.models.prompt import SoftPrompt
@@ -28,10 +29,12 @@ def teacher_dim(cfg) -> int:
 
 
 def build_teacher(cfg, shared: SharedData) -> nn.Module:
-    """The stage-1 teacher of ``method.promptmm.teacher.backbone``: PromptMM's own or FREEDOM."""
+    """The stage-1 teacher of ``method.promptmm.teacher.backbone``: PromptMM's own, FREEDOM or LATTICE."""
     opts = cfg.method.promptmm
     if opts.teacher.backbone == "freedom":
         return build_freedom(cfg, shared, opts.teacher.freedom, teacher_dim(cfg), opts.teacher.num_layers)
+    if opts.teacher.backbone == "lattice":
+        return build_lattice(cfg, shared, opts.teacher.lattice, teacher_dim(cfg), opts.teacher.num_layers)
     g = shared.graph
     prompt = None
     if opts.prompt.enabled:
@@ -74,7 +77,9 @@ class TeacherTask(_PromptMMTask):
 
     With ``teacher.backbone: freedom``, FREEDOM's objective instead (:class:`~raymm.methods.freedom.
     tasks.FreedomTask`: L_T = BPR(e) + lambda_reg ||E_batch||^2 + lambda sum_m BPR(f^m), lambda =
-    ``teacher.freedom.modal_weight``) over a user-item graph pruned anew each epoch."""
+    ``teacher.freedom.modal_weight``) over a user-item graph pruned anew each epoch; with
+    ``lattice``, LATTICE's (L_T = BPR(e) + lambda_reg ||E_batch||^2, its learned item graph rebuilt
+    each epoch)."""
 
     def build(self) -> nn.Module:
         return build_teacher(self.cfg, self.shared)
@@ -84,6 +89,8 @@ class TeacherTask(_PromptMMTask):
         t = self.cfg.method.promptmm.teacher
         if t.backbone == "freedom":
             prune_neighbourhoods(self, t.freedom.edge_drop, epoch)
+        if t.backbone == "lattice":
+            self.module.rebuild = True  # its learned item graph, with gradients at the epoch's first step
 
     def optimizer(self, params) -> torch.optim.Optimizer:
         t = self.cfg.method.promptmm.teacher
@@ -93,12 +100,16 @@ class TeacherTask(_PromptMMTask):
     def loss_label(cls, cfg) -> str:
         if cfg.method.promptmm.teacher.backbone == "freedom":
             return "FREEDOM: BPR + L2 + modality BPR"
+        if cfg.method.promptmm.teacher.backbone == "lattice":
+            return "LATTICE: BPR + L2"
         return "BPR + L2 + prompt BPR + modality BPR"
 
     def loss(self, model, batch):
         t = self.cfg.method.promptmm.teacher
         if t.backbone == "freedom":
             return freedom_loss(model(batch), batch, t.reg_weight, t.freedom.modal_weight)
+        if t.backbone == "lattice":
+            return lattice_loss(self.module, model(batch), batch, t.reg_weight)
         out: TeacherOutput = model(batch)
         bpr = bpr_loss(*triplet(out.emb, batch))
         total = bpr + t.reg_weight * l2_penalty(*triplet(out.ego, batch))
