@@ -7,6 +7,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py synthetic --set train.propagation=sampled --tag sampled
     .venv/bin/python benchmarks/promptmm_quality.py sizes [--data tiktok]  # students of d 16/32/64 from one d-64 teacher
     .venv/bin/python benchmarks/promptmm_quality.py freedom            # 3 seeds: LightGCN, FREEDOM alone, FREEDOM teacher, student
+    .venv/bin/python benchmarks/promptmm_quality.py lattice            # the same for LATTICE
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -78,25 +79,28 @@ def ablation() -> None:
         print(f"| {label} | {r['val']['recall@20']:.4f} | {r['val']['ndcg@20']:.4f} |")
 
 
-def freedom() -> None:
-    """The synthetic bar for the FREEDOM teacher: per seed, LightGCN alone, FREEDOM alone (the same
-    training settings: ``conf/promptmm.yaml`` with ``method.name=freedom``) and PromptMM with the
-    FREEDOM teacher (``conf/promptmm_freedom.yaml``: its stage-1 teacher and distilled student)."""
+def backbone(name: str) -> None:
+    """The synthetic bar for a teacher backbone (``freedom`` or ``lattice``): per seed, LightGCN
+    alone, the backbone alone with the same training settings (``conf/promptmm.yaml`` with
+    ``method.name=<name>``) and PromptMM with it as teacher (``conf/promptmm_freedom.yaml`` with
+    ``teacher.backbone=<name>``: its stage-1 teacher and distilled student)."""
+    label = {"freedom": "FREEDOM", "lattice": "LATTICE"}[name]
     rows = []
     for seed in (0, 1, 2):
         base = run(f"syn-lightgcn-s{seed}", "conf/promptmm.yaml", "method.name=lightgcn", f"train.seed={seed}")
-        alone = run(f"syn-freedom-s{seed}", "conf/promptmm.yaml", "method.name=freedom", f"train.seed={seed}")
-        pm = run(f"syn-promptmm-freedom-s{seed}", "conf/promptmm_freedom.yaml", f"train.seed={seed}")
+        alone = run(f"syn-{name}-s{seed}", "conf/promptmm.yaml", f"method.name={name}", f"train.seed={seed}")
+        pm = run(f"syn-promptmm-{name}-s{seed}", "conf/promptmm_freedom.yaml", f"method.promptmm.teacher.backbone={name}",
+                 f"train.seed={seed}")
         rows.append((seed, base["val"], alone["val"], pm["teacher"]["val"], pm["val"]))
-    print("\n| seed | LightGCN (no KD) | FREEDOM alone | FREEDOM teacher (stage 1) | distilled student |")
+    print(f"\n| seed | LightGCN (no KD) | {label} alone | {label} teacher (stage 1) | distilled student |")
     print("|---|---|---|---|---|")
     for seed, *ms in rows:
         print(f"| {seed} | " + " | ".join(fmt(m) for m in ms) + " |")
     print("| mean +- sd (Recall@20) | " + " | ".join(mean_sd([r[i]["recall@20"] for r in rows]) for i in range(1, 5))
           + " |")
     print("(validation Recall@20 / NDCG@20)")
-    for i, label in ((2, "FREEDOM alone"), (3, "FREEDOM teacher"), (4, "distilled student")):
-        print(f"{label} > LightGCN on {sum(r[i]['recall@20'] > r[1]['recall@20'] for r in rows)}/3 seeds")
+    for i, what in ((2, f"{label} alone"), (3, f"{label} teacher"), (4, "distilled student")):
+        print(f"{what} > LightGCN on {sum(r[i]['recall@20'] > r[1]['recall@20'] for r in rows)}/3 seeds")
     print(f"student >= its teacher on {sum(r[4]['recall@20'] >= r[3]['recall@20'] for r in rows)}/3 seeds")
 
 
@@ -133,12 +137,14 @@ def sizes(data: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom"])
+    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
     if args.suite == "sizes":
         sizes(args.data)
+    elif args.suite in ("freedom", "lattice"):
+        backbone(args.suite)
     else:
-        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "freedom": freedom}[args.suite]()
+        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[args.suite]()
