@@ -23,6 +23,32 @@ def sample_batch(task, shared, seed=0, size=32):
                            neighbourhoods(g, t.fanouts, t.batch_size, t.propagation, task.normalization))
 
 
+def tiny_multimodal(users=40, items=30, seed=0, dims=(("image", 6), ("text", 5))):
+    """SharedData of a random tiny graph with random modality features and a 2-user validation split."""
+    from raymm.graph import EvalSplit, TrainGraph
+    from raymm.methods.base import SharedData
+
+    rng = np.random.default_rng(seed)
+    key = np.unique(rng.integers(0, users, 500) * items + rng.integers(0, items, 500))
+    graph = TrainGraph.from_interactions(key // items, key % items, users, items)
+    feats = {m: rng.normal(size=(items, d)).astype(np.float32) for m, d in dims}
+    return SharedData(graph, EvalSplit.from_interactions(np.array([0, 1]), np.array([2, 3])), None, feats)
+
+
+def assert_batch_matches_full_graph(model, task, shared):
+    """A model's outputs on a (full fan-out) batch equal its full-graph inference at the seeds: its
+    fused embeddings and every modality's (a TeacherOutput-returning model, in eval mode)."""
+    import torch
+
+    batch = sample_batch(task, shared)
+    out = model(batch)
+    emb, modal = model.full(shared.graph.normalized_adjacency())
+    assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
+    for m in modal:
+        assert torch.allclose(out.modal[m], modal[m][batch.seeds], atol=1e-5)
+    return batch, emb, modal
+
+
 def tiny_table(rows):
     """rows: list of (user, item, split)."""
     u, i, s = zip(*rows)

@@ -25,6 +25,16 @@ def register_features(module: nn.Module, features: dict) -> dict[str, int]:
     return dims
 
 
+def split_feature_hparams(payload: dict, features: dict | None, who: str) -> tuple[dict, dict]:
+    """(saved hparams without ``feature_dims``, the dataset's features it needs) for rebuilding a
+    model that keeps its features as buffers; a clear error when the dataset lacks one."""
+    h = dict(payload["hparams"])
+    dims = h.pop("feature_dims")
+    if features is None or set(dims) - set(features):
+        raise ValueError(f"{who} needs its dataset's modality features {sorted(dims)}")
+    return h, {m: features[m] for m in dims}
+
+
 def shrinking_dims(d_in: int, d_out: int, factor: int = 4) -> list[int]:
     """Layer widths of the teacher stack: d_in, d_in/4, d_in/16, ... while above d_out, then d_out.
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from raymm.graph import TrainGraph
-from raymm.models.extractors import register_features
+from raymm.models.extractors import register_features, split_feature_hparams
 from raymm.models.item_graph import csr, knn, propagate_all, propagate_rows
 from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
@@ -132,11 +132,7 @@ class Freedom(nn.Module):
 
     @classmethod
     def from_payload(cls, payload: dict, features: dict | None) -> "Freedom":
-        h = dict(payload["hparams"])
-        dims = h.pop("feature_dims")
-        if features is None or set(dims) - set(features):
-            raise ValueError(f"FREEDOM needs its dataset's modality features {sorted(dims)}")
-        feats = {m: features[m] for m in dims}
+        h, feats = split_feature_hparams(payload, features, "FREEDOM")
         model = cls(features=feats, item_graph=item_knn_graph(feats, h["knn_k"], h["modality_weights"]), **h)
         model.load_state_dict(payload["state_dict"])
         return model

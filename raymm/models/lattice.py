@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raymm.models.extractors import register_features
+from raymm.models.extractors import register_features, split_feature_hparams
 from raymm.models.item_graph import csr, knn, propagate_all, propagate_rows, symmetric_normalize
 from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
@@ -99,11 +99,8 @@ class Lattice(nn.Module):
 
     @classmethod
     def from_payload(cls, payload: dict, features: dict | None) -> "Lattice":
-        h = dict(payload["hparams"])
-        dims = h.pop("feature_dims")
-        if features is None or set(dims) - set(features):
-            raise ValueError(f"LATTICE needs its dataset's modality features {sorted(dims)}")
-        model = cls(features={m: features[m] for m in dims}, **h)
+        h, feats = split_feature_hparams(payload, features, "LATTICE")
+        model = cls(features=feats, **h)
         model.load_state_dict(payload["state_dict"])
         return model
 

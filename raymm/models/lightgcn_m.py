@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raymm.models.extractors import StudentExtractor, register_features
+from raymm.models.extractors import StudentExtractor, register_features, split_feature_hparams
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
 from raymm.sampling import Batch
@@ -61,11 +61,8 @@ class LightGCNM(nn.Module):
 
     @classmethod
     def from_payload(cls, payload: dict, features: dict | None) -> "LightGCNM":
-        h = dict(payload["hparams"])
-        dims = h.pop("feature_dims")
-        if features is None or set(dims) - set(features):
-            raise ValueError(f"LightGCN-M needs its dataset's modality features {sorted(dims)}")
-        model = cls(features={m: features[m] for m in dims}, **h)
+        h, feats = split_feature_hparams(payload, features, "LightGCN-M")
+        model = cls(features=feats, **h)
         model.load_state_dict(payload["state_dict"])
         return model
 

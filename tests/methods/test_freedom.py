@@ -6,22 +6,16 @@ import pytest
 import torch
 
 from raymm.config import build_config
-from raymm.graph import EvalSplit, TrainGraph
-from raymm.methods.base import SharedData
+from raymm.graph import TrainGraph
 from raymm.methods.freedom import precompute_item_graph
 from raymm.methods.freedom.tasks import FreedomTask
 from raymm.models.freedom import degree_sensitive_prune, item_knn_graph
 from raymm.models.registry import from_payload, to_payload
-from tests.conftest import sample_batch
+from tests.conftest import assert_batch_matches_full_graph, sample_batch, tiny_multimodal
 
 
-def _shared(users=40, items=30, seed=0):
-    rng = np.random.default_rng(seed)
-    key = np.unique(rng.integers(0, users, 500) * items + rng.integers(0, items, 500))
-    graph = TrainGraph.from_interactions(key // items, key % items, users, items)
-    feats = {"image": rng.normal(size=(items, 6)).astype(np.float32),
-             "text": rng.normal(size=(items, 5)).astype(np.float32)}
-    return SharedData(graph, EvalSplit.from_interactions(np.array([0, 1]), np.array([2, 3])), None, feats)
+def _shared():
+    return tiny_multimodal()
 
 
 def _cfg(*extra):
@@ -74,13 +68,7 @@ def test_degree_sensitive_pruning_keeps_the_share_and_prefers_low_degree_edges()
 @pytest.mark.parametrize("propagation", ["sampled", "full"])
 def test_full_fanout_batch_equals_full_graph_inference(propagation):
     task, shared = _task("train.fanouts=[-1,-1]", f"train.propagation={propagation}", "item_layers=2")
-    model = task.module.eval()
-    batch = sample_batch(task, shared)
-    out = model(batch)
-    emb, modal = model.full(shared.graph.normalized_adjacency())
-    assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
-    for m in modal:
-        assert torch.allclose(out.modal[m], modal[m][batch.seeds], atol=1e-5)
+    batch, emb, modal = assert_batch_matches_full_graph(task.module.eval(), task, shared)
     users = batch.seeds[batch.seeds < shared.graph.num_users]
     assert torch.equal(modal["image"][users], emb[users])  # a user's modality embedding is e_u
 

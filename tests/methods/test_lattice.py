@@ -7,20 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from raymm.config import build_config
-from raymm.graph import EvalSplit, TrainGraph
-from raymm.methods.base import SharedData
 from raymm.methods.lattice.tasks import LatticeTask
 from raymm.models.registry import from_payload, to_payload
-from tests.conftest import sample_batch
+from tests.conftest import assert_batch_matches_full_graph, sample_batch, tiny_multimodal
 
 
-def _shared(users=40, items=30, seed=0):
-    rng = np.random.default_rng(seed)
-    key = np.unique(rng.integers(0, users, 500) * items + rng.integers(0, items, 500))
-    graph = TrainGraph.from_interactions(key // items, key % items, users, items)
-    feats = {"image": rng.normal(size=(items, 6)).astype(np.float32),
-             "text": rng.normal(size=(items, 5)).astype(np.float32)}
-    return SharedData(graph, EvalSplit.from_interactions(np.array([0, 1]), np.array([2, 3])), None, feats)
+def _shared():
+    return tiny_multimodal()
 
 
 def _task(*extra, shared=None):
@@ -70,13 +63,7 @@ def test_item_graphs_match_the_dense_equations():
 @pytest.mark.parametrize("propagation", ["sampled", "full"])
 def test_full_fanout_batch_equals_full_graph_inference(propagation):
     task, shared = _task("train.fanouts=[-1,-1]", f"train.propagation={propagation}", "item_layers=2")
-    model = task.module.eval()
-    batch = sample_batch(task, shared)
-    out = model(batch)
-    emb, modal = model.full(shared.graph.normalized_adjacency())
-    assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
-    for m in modal:
-        assert torch.allclose(out.modal[m], modal[m][batch.seeds], atol=1e-5)
+    assert_batch_matches_full_graph(task.module.eval(), task, shared)
 
 
 def test_the_learned_graph_trains_at_its_build_step_only():
