@@ -108,8 +108,9 @@ def coldstart(seeds, variants, fraction: float) -> None:
 
     def evaluate(result):
         out = []
-        for ckpt in (result["checkpoint"], result["recommender"]["checkpoint"]):
-            model = from_payload(load_payload(ckpt), shared.features)
+        for stage in ("tune", "recommender"):  # each stage's best (on validation) model
+            model = from_payload(load_payload(str(OUT / "runs" / result["run_name"] / f"{stage}_best_model.pt")),
+                                 shared.features)
             out.append(cold_item_metrics(model, shared.graph, users, items, cold, [20]))
         return out
 
