@@ -20,6 +20,7 @@ class PTMRecConfig(_Section):
     kt_item_weight: float = Field(1.0, ge=0)  # item-item knowledge transfer (both 0: "w/o knowledge transfer")
     kt_user_weight: float = Field(1.0, ge=0)  # user-item knowledge transfer
     encoder_lr: float = Field(1e-3, gt=0)  # learning rate of the adapter (train.lr: the recommender's)
+    tune_lr: float | None = Field(None, gt=0)  # the recommender's learning rate in stage 2; None: train.lr
     refresh_every: int = Field(20, gt=0)  # steps between full re-encodings of the item text cache
     fresh_items: int = Field(256, gt=0)  # at most this many of a batch's items encoded with gradients per step
     stage1_epochs: int = Field(30, gt=0)  # stage 1 (frozen encoder); stage 2 uses train.epochs

@@ -56,7 +56,8 @@ class TuneTask(Task):
         adapter = [p for p in self.module.encoder.parameters() if p.requires_grad]
         ids = {id(p) for p in adapter}
         rest = [p for p in params if p.requires_grad and id(p) not in ids]
-        return torch.optim.Adam([{"params": rest, "lr": self.cfg.train.lr}, {"params": adapter, "lr": o.encoder_lr}])
+        return torch.optim.Adam([{"params": rest, "lr": o.tune_lr or self.cfg.train.lr},
+                                 {"params": adapter, "lr": o.encoder_lr}])
 
     def setup(self, rank: int, world: int, device) -> None:
         super().setup(rank, world, device)
