@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raymm.data.schema import Manifest
 from raymm.data.store import Dataset, write_dataset
@@ -41,19 +42,16 @@ def hold_out_items(src: Dataset, dest: str, cold: np.ndarray, overwrite: bool = 
     Validation and test rows of users left with no training interaction are dropped (there is no
     one to rank for). Features and the item table are copied unchanged; the manifest's ``source``
     names ``src`` and the number of items held out. Written atomically (:func:`write_dataset`)."""
-    shards = []
-    for _, table in src.interaction_tables():
-        shards.append(table.filter(pa.array(~np.isin(table.column("item_id").to_numpy(), cold))))
-    train_users = np.unique(np.concatenate([
-        t.column("user_id").to_numpy()[np.asarray(t.column("split").to_pylist()) == "train"] for t in shards]))
+    shards = [t.filter(pa.array(~np.isin(t.column("item_id").to_numpy(), cold))) for _, t in src.interaction_tables()]
+    is_train = [pc.equal(t.column("split"), "train").to_numpy(zero_copy_only=False) for t in shards]
+    train_users = np.unique(np.concatenate([t.column("user_id").to_numpy()[m] for t, m in zip(shards, is_train)]))
 
-    def known(t: pa.Table) -> pa.Table:
-        is_train = np.asarray(t.column("split").to_pylist()) == "train"
-        return t.filter(pa.array(is_train | np.isin(t.column("user_id").to_numpy(), train_users)))
+    def known(t: pa.Table, train: np.ndarray) -> pa.Table:
+        return t.filter(pa.array(train | np.isin(t.column("user_id").to_numpy(), train_users)))
 
     items = src.read_items()
     table = pa.table(items) if items else None
     m = src.manifest
-    return write_dataset(dest, (known(t) for t in shards), src.read_all_features(), m.num_users, m.num_items,
+    return write_dataset(dest, (known(t, m) for t, m in zip(shards, is_train)), src.read_all_features(), m.num_users, m.num_items,
                          source=f"{src.uri} with {len(cold)} items held out (cold start)", overwrite=overwrite,
                          items=table, split_protocol=m.split_protocol)

@@ -141,19 +141,13 @@ class Freedom(nn.Module):
         return getattr(self, f"feat_{m}")
 
     # --- item-item convolution (3) -------------------------------------------------------------
-    def _graph(self):
-        return self.ii_indptr, self.ii_indices, self.ii_values
-
-    def _item_conv(self, items: torch.Tensor, layers: int) -> torch.Tensor:
-        """(n, d) rows ``items`` of S^layers E_items, from the items' kNN neighbourhoods only."""
-        return propagate_rows(self._graph(), self.embedding.weight[self.num_users:], items, layers)
-
-    def _item_conv_full(self) -> torch.Tensor:
-        """(I, d) S^{L_ii} E_items over every item (one sparse product per layer)."""
-        return propagate_all(self._graph(), self.embedding.weight[self.num_users:], self.item_layers)
-
-    def _projected(self, m: str, items: torch.Tensor) -> torch.Tensor:
-        return self.projections[m](self.features(m)[items])
+    def _item_conv(self, items: torch.Tensor | None) -> torch.Tensor:
+        """(n, d) rows ``items`` of S^{L_ii} E_items from the items' kNN neighbourhoods only (None:
+        every item, one sparse product per layer)."""
+        graph, table = (self.ii_indptr, self.ii_indices, self.ii_values), self.embedding.weight[self.num_users:]
+        if items is None:
+            return propagate_all(graph, table, self.item_layers)
+        return propagate_rows(graph, table, items, self.item_layers)
 
     # --- forward ---------------------------------------------------------------------------
     def forward(self, batch: Batch) -> TeacherOutput:
@@ -164,20 +158,19 @@ class Freedom(nn.Module):
         emb = mean_of_layers_sampled(ego_all, batch.layers(self.num_layers), num_seeds)
         is_item = batch.seeds >= self.num_users
         items = batch.seeds[is_item] - self.num_users
-        emb = emb.index_add(0, torch.nonzero(is_item).squeeze(1), self._item_conv(items, self.item_layers))
+        emb = emb.index_add(0, torch.nonzero(is_item).squeeze(1), self._item_conv(items))
         modal = {}
         for m in self.modalities:
             f = emb.clone()
-            f[is_item] = self._projected(m, items)
+            f[is_item] = self.projections[m](self.features(m)[items])
             modal[m] = f
         return TeacherOutput(emb, ego_all[:num_seeds], modal, None)
 
     def full(self, adj: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Full-graph inference: ((N, d) e, m -> (N, d) f^m) for all N = U + I nodes."""
         emb = mean_of_layers_full(self.embedding.weight, adj, self.num_layers)
-        emb = torch.cat([emb[:self.num_users], emb[self.num_users:] + self._item_conv_full()])
-        items = torch.arange(self.num_items, device=emb.device)
-        modal = {m: torch.cat([emb[:self.num_users], self._projected(m, items)]) for m in self.modalities}
+        emb = torch.cat([emb[:self.num_users], emb[self.num_users:] + self._item_conv(None)])
+        modal = {m: torch.cat([emb[:self.num_users], self.projections[m](self.features(m))]) for m in self.modalities}
         return emb, modal
 
     @torch.no_grad()

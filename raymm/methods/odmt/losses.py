@@ -26,8 +26,8 @@ def in_batch_logits(states: torch.Tensor, cand_vec: torch.Tensor, labels: torch.
 
     (N, d) states of the N target positions, (C, d) candidate item vectors, (N,) index of each
     position's target among the candidates, (N, C) bool ``not_negative`` (e.g. the candidate is in the
-    same user's segment; None: no such candidate), (C,) log inclusion probability of each candidate (:func:`inclusion_log_prob`;
-    zeros: no debiasing) -> (N, C) logits ``<s_n, v_c> - log_q(c)``; a ``not_negative`` candidate
+    same user's segment; None: no such candidate), (C,) log inclusion probability of each candidate
+    (:func:`inclusion_log_prob`; zeros: no debiasing) -> (N, C) logits ``<s_n, v_c> - log_q(c)``; a ``not_negative`` candidate
     other than the position's target gets -inf."""
     logits = states @ cand_vec.T - log_q[None, :]
     if not_negative is None:  # every other candidate is a negative

@@ -46,8 +46,8 @@ class TeacherConfig(_Section):
     checkpoint: str | None = None  # saved teacher (path or MLflow URI): skip stage 1
 
     # PromptMM's own teacher's options: with another backbone, setting one is an error, not a no-op
-    PROMPTMM_ONLY: ClassVar[tuple[str, ...]] = ("dropout", "model_cat_rate", "soft_token_rate", "feat_soft_token_rate", "prompt_weight",
-                     "feat_mf_weight", "feat_reg_weight")
+    PROMPTMM_ONLY: ClassVar[tuple[str, ...]] = ("dropout", "model_cat_rate", "soft_token_rate", "feat_soft_token_rate",
+                                                "prompt_weight", "feat_mf_weight", "feat_reg_weight")
 
     @model_validator(mode="after")
     def _no_idle_options(self) -> "TeacherConfig":

@@ -56,8 +56,7 @@ def text_only_item_embeddings(model, items: np.ndarray) -> torch.Tensor:
     idx = torch.as_tensor(items, dtype=torch.long)
     if isinstance(model, PTMRecModel):
         return model.new_item_embeddings(model.tokens["input_ids"][idx], model.tokens["attention_mask"][idx])
-    text = model.extractors["text"](model.features("text")[idx])
-    return model.feature_weight * text / (model.num_layers + 1)
+    return model.feature_weight * model.item_features(idx)["text"] / (model.num_layers + 1)
 
 
 @torch.no_grad()
