@@ -41,7 +41,8 @@ def _dataset(n: int, cache: str) -> str:
     return dest
 
 
-def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: list[int], dim: int, layers: int) -> dict:
+def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: list[int], dim: int, layers: int,
+           optimizer: str, prefetch: int) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     import torch
@@ -51,35 +52,44 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
     from raymm.losses import bpr_loss, l2_penalty
     from raymm.models.lightgcn import LightGCN
     from raymm.models.propagation import mean_of_layers_full
+    from raymm.optim import LazyAdam
     from raymm.sampling import NegativeSampler, NeighbourSampler, make_batch
+    from raymm.train.prefetch import Prefetcher
 
     torch.manual_seed(0)
     ds = load_dataset(data, verify_checksums=False)
     graph = np.load(os.path.join(data, "..", os.path.basename(data) + ".graph.npz"))
     graph = TrainGraph(ds.num_users, ds.num_items, graph["indptr"], graph["indices"], graph["degree"])
     model = LightGCN(ds.num_users, ds.num_items, dim, layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.embedding.sparse = optimizer == "lazy_adam"
+    opt = (LazyAdam if optimizer == "lazy_adam" else torch.optim.Adam)(model.parameters(), lr=1e-3)
     negatives = NegativeSampler(graph, seed=0)
     sampler = NeighbourSampler(graph, fanouts) if mode == "sampled" else None
     adj = graph.normalized_adjacency() if mode == "full" else None
     train_rows = int(graph.indptr[graph.num_users])
-    rows = steps = 0
+
+    def rows():  # the training rows, streamed from the Parquet shards
+        for path in ds.interaction_paths():
+            for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["user_id", "item_id", "split"]):
+                rb = rb.filter(pc.equal(rb.column("split"), "train"))
+                if rb.num_rows:
+                    yield rb.column("user_id").to_numpy(), rb.column("item_id").to_numpy()
+
+    def build(r):  # what Task.batch_from_rows does: negatives, then the sampled blocks
+        users, pos = r
+        neg = negatives.sample(users, 1)
+        return make_batch(users, pos, neg, graph.num_users, sampler) if mode == "sampled" else neg
+
+    n_rows = steps = 0
     start = time.perf_counter()
-    done = False
-    for path in ds.interaction_paths():
-        for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["user_id", "item_id", "split"]):
-            rb = rb.filter(pc.equal(rb.column("split"), "train"))
-            users = rb.column("user_id").to_numpy()
-            pos = rb.column("item_id").to_numpy()
-            if not len(users):
-                continue
-            neg = negatives.sample(users, 1)
+    with Prefetcher(rows(), build, prefetch) as batches:
+        for (users, pos), batch in batches:
             if mode == "sampled":
-                batch = make_batch(users, pos, neg, graph.num_users, sampler)
                 emb, ego = model(batch)
                 u, p, n = emb[batch.user_pos], emb[batch.pos_pos], emb[batch.neg_pos]
                 eu, ep, en = ego[batch.user_pos], ego[batch.pos_pos], ego[batch.neg_pos]
             else:
+                neg = batch
                 e = mean_of_layers_full(model.embedding.weight, adj, layers)
                 ui, pi, ni = torch.from_numpy(users), torch.from_numpy(pos + ds.num_users), torch.from_numpy(neg + ds.num_users)
                 u, p, n = e[ui], e[pi], e[ni]
@@ -89,40 +99,48 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
             opt.zero_grad()
             loss.backward()
             opt.step()
-            rows += len(users)
+            n_rows += len(users)
             steps += 1
             if time.perf_counter() - start > max_seconds:
-                done = True
                 break
-        if done:
-            break
     seconds = time.perf_counter() - start
-    full_epoch = rows >= train_rows
-    return {"mode": mode, "train_rows": train_rows, "rows": rows, "steps": steps, "seconds": seconds,
-            "interactions_per_s": rows / seconds, "epoch_seconds": seconds if full_epoch else train_rows / (rows / seconds),
+    full_epoch = n_rows >= train_rows
+    return {"mode": mode, "optimizer": optimizer, "prefetch": prefetch, "train_rows": train_rows, "rows": n_rows,
+            "steps": steps, "seconds": seconds, "interactions_per_s": n_rows / seconds,
+            "epoch_seconds": seconds if full_epoch else train_rows / (n_rows / seconds),
             "epoch_projected": not full_epoch, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="100000,1000000,10000000")
+    p.add_argument("--variants", default="sampled:adam:0,sampled:adam:1,sampled:lazy_adam:1,full:adam:0",
+                   help="comma-separated mode:optimizer:prefetch (mode sampled|full, optimizer adam|lazy_adam, "
+                        "prefetch = batches built ahead in a thread, 0 = off)")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--max-seconds", type=float, default=60.0)
     p.add_argument("--fanouts", default="10,10")
     p.add_argument("--dim", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--cache", default=os.path.join(HERE, ".cache"))
-    p.add_argument("--child", choices=["sampled", "full"], help=argparse.SUPPRESS)
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one variant, mode:optimizer:prefetch
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args()
     fanouts = [int(f) for f in args.fanouts.split(",")]
     if args.child:
-        print(json.dumps(_child(args.child, args.data, args.batch_size, args.max_seconds, fanouts, args.dim, args.layers)))
+        mode, optimizer, prefetch = args.child.split(":")
+        print(json.dumps(_child(mode, args.data, args.batch_size, args.max_seconds, fanouts, args.dim, args.layers,
+                                optimizer, int(prefetch))))
         return
 
     from raymm.data.store import load_dataset
     from raymm.graph import TrainGraph
 
+    variants = args.variants.split(",")
+    for v in variants:
+        mode, optimizer, prefetch = v.split(":")
+        if mode not in ("sampled", "full") or optimizer not in ("adam", "lazy_adam") or not prefetch.isdigit():
+            raise SystemExit(f"--variants: bad entry {v!r}; expected mode:optimizer:prefetch, e.g. sampled:lazy_adam:1")
     os.makedirs(args.cache, exist_ok=True)
     results = []
     for n in [int(s) for s in args.sizes.split(",")]:
@@ -133,25 +151,27 @@ def main() -> None:
             ds = load_dataset(data, verify_checksums=False)
             g = TrainGraph.from_interactions(*ds.read_interactions()["train"], ds.num_users, ds.num_items)
             np.savez(gpath, indptr=g.indptr, indices=g.indices, degree=g.degree)
-        for mode in ("sampled", "full"):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, "--data", data, "--batch-size",
+        for v in variants:
+            out = subprocess.run([sys.executable, __file__, "--child", v, "--data", data, "--batch-size",
                                   str(args.batch_size), "--max-seconds", str(args.max_seconds), "--fanouts", args.fanouts,
                                   "--dim", str(args.dim), "--layers", str(args.layers)],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 print(out.stderr[-2000:], file=sys.stderr)
-                raise SystemExit(f"{mode} at {n} failed")
+                raise SystemExit(f"{v} at {n} failed")
             r = json.loads(out.stdout.strip().splitlines()[-1])
             r["size"] = n
             results.append(r)
-            print(f"  {mode:8s} {r['interactions_per_s']:>10,.0f} interactions/s  epoch "
+            print(f"  {v:22s} {r['interactions_per_s']:>10,.0f} interactions/s  epoch "
                   f"{r['epoch_seconds']:>8.1f}s{' (projected)' if r['epoch_projected'] else ''}  "
                   f"peak RSS {r['peak_rss_mb']:,.0f} MB  ({r['steps']} steps in {r['seconds']:.0f}s)", flush=True)
-    print("\n| interactions | train rows | mode | interactions/s | epoch time (s) | worker peak RSS (MB) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| interactions | train rows | mode | optimizer | prefetch | interactions/s | epoch time (s) | "
+          "worker peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['size']:,} | {r['train_rows']:,} | {r['mode']} | {r['interactions_per_s']:,.0f} | "
-              f"{r['epoch_seconds']:,.1f}{' (projected)' if r['epoch_projected'] else ''} | {r['peak_rss_mb']:,.0f} |")
+        print(f"| {r['size']:,} | {r['train_rows']:,} | {r['mode']} | {r['optimizer']} | {r['prefetch']} | "
+              f"{r['interactions_per_s']:,.0f} | {r['epoch_seconds']:,.1f}{' (projected)' if r['epoch_projected'] else ''} "
+              f"| {r['peak_rss_mb']:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class TrainConfig(_Section):
     epochs: int = Field(30, gt=0)
     batch_size: int = Field(2048, gt=0)
     lr: float = Field(1e-2, gt=0)
+    optimizer: Literal["adam", "lazy_adam"] = "adam"  # lazy_adam: only the ID-embedding rows a batch reads are updated
     reg_weight: float = Field(1e-4, ge=0)
     fanouts: list[int] = Field(default_factory=lambda: [10, 10])
     propagation: Literal["auto", "full", "sampled"] = "auto"  # graph methods: exact full-graph or sampled blocks
@@ -120,6 +121,7 @@ class TrainConfig(_Section):
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = "PACK"  # of the workers over nodes
     patience: int = Field(5, gt=0)
     shuffle_buffer_rows: int = Field(10_000, ge=0)
+    prefetch: int = Field(1, ge=0)  # batches built ahead in a background thread while a step trains (0 = off)
     max_failures: int = Field(0, ge=-1)
     resource_wait_s: float = Field(0.0, ge=0)  # autoscaling clusters: how long to wait for room for the workers
     seed: int = 0

@@ -339,3 +339,16 @@ def test_freedom_alone_then_as_a_saved_teacher_for_a_smaller_student(tmp_path):
     assert "(teacher: saved)" in out and "[raymm] student epoch 2/2" in out
     assert student["stage"] == "student" and student["val"]["recall@20"] > 0
     assert student["efficiency"]["teacher"]["parameters"] > student["efficiency"]["student"]["parameters"]
+
+
+def test_lazy_adam_with_ddp_row_sparse_gradients_learns_and_restarts(ray_local, tmp_path):
+    """train.optimizer=lazy_adam: row-sparse embedding gradients all-reduced by DDP over 2 workers,
+    LazyAdam's state in the checkpoint a restarted worker group resumes from."""
+    cfg = _cfg(tmp_path, "train.epochs=3", "train.patience=10", "train.max_failures=1", "train.optimizer=lazy_adam",
+               "train.propagation=sampled", "output.run_name=lazy")
+    marker = str(tmp_path / "failed-once")
+    outcome = train_single_stage(cfg, prepare_dataset(cfg), str(tmp_path / "ray_results"), "lazy",
+                                 log_fn=FailOnce(marker, epoch=1))
+    assert os.path.exists(marker)
+    assert [h["epoch"] for h in outcome.state.history] == [0, 1, 2]
+    assert outcome.state.best_val["recall@20"] > 0.3  # random top-20 of 100 items: about 0.2

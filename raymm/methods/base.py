@@ -21,6 +21,7 @@ from raymm.graph import EvalSplit, TrainGraph
 from raymm.losses import bpr_loss, l2_penalty
 from raymm.models.lightgcn import LightGCN
 from raymm.models.registry import to_payload
+from raymm.optim import LazyAdam
 from raymm.sampling import Batch, NegativeSampler, make_batch, neighbourhoods
 
 if TYPE_CHECKING:
@@ -72,11 +73,17 @@ class Task:
 
     def build(self) -> nn.Module:
         m = self.cfg.model
-        return LightGCN(self.graph.num_users, self.graph.num_items, m.embedding_dim, m.num_layers, m.init_std,
-                        self.normalization)
+        model = LightGCN(self.graph.num_users, self.graph.num_items, m.embedding_dim, m.num_layers, m.init_std,
+                         self.normalization)
+        model.embedding.sparse = self.cfg.train.optimizer == "lazy_adam"  # row-sparse gradients for LazyAdam
+        return model
 
     def optimizer(self, params) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in params if p.requires_grad], lr=self.cfg.train.lr)
+        """``train.optimizer``: Adam, or :class:`~raymm.optim.LazyAdam` (the rows a batch read)."""
+        params = [p for p in params if p.requires_grad]
+        if self.cfg.train.optimizer == "lazy_adam":
+            return LazyAdam(params, lr=self.cfg.train.lr)
+        return torch.optim.Adam(params, lr=self.cfg.train.lr)
 
     def on_fresh_start(self, device) -> None:
         """Called once before the first epoch of a run that is not resumed."""
@@ -158,12 +165,20 @@ class Method:
     family: ClassVar[str] = "graph"  # graph (user/item embeddings) | sequential (next item from a history)
     config_cls: ClassVar[type | None] = None  # its ``method.<name>`` section, None when it has no options
     needs_features: ClassVar[bool] = False
+    lazy_adam: ClassVar[bool] = False  # its train.* stage is LightGCN on base Task's optimizer: train.optimizer applies
 
     def check(self, cfg: "Config", dataset: "Dataset") -> None:
         """Refuse a config the dataset cannot serve, before anything trains."""
-        if self.needs_features and not dataset.manifest.modalities:
-            from raymm.errors import InputError
+        from raymm.errors import InputError
 
+        if cfg.train.optimizer == "lazy_adam":
+            if not self.lazy_adam:
+                raise InputError(f"train.optimizer=lazy_adam is not supported by method {self.name} (only by lightgcn "
+                                 "and promptmm's student); use adam")
+            if cfg.train.use_gpu and cfg.train.num_workers > 1:
+                raise InputError("train.optimizer=lazy_adam with several GPU workers: NCCL cannot all-reduce the "
+                                 "row-sparse gradients; use one GPU worker or adam")
+        if self.needs_features and not dataset.manifest.modalities:
             raise InputError(f"method {self.name} needs modality features; dataset {dataset.uri} has none "
                              "(features/<modality>.parquet)")
 

@@ -23,6 +23,7 @@ from raymm.config import Config
 from raymm.errors import DivergedError
 from raymm.evaluation import finalize
 from raymm.methods.base import SharedData, Stage
+from raymm.train.prefetch import Prefetcher
 from raymm.train.state import TrainState, load_checkpoint, save_checkpoint
 from raymm.tracking import metric_key
 
@@ -103,23 +104,16 @@ def train_loop_per_worker(config: dict) -> None:
         start = time.perf_counter()
         loss_sum = torch.zeros(2, dtype=torch.float64)
         part_sums: dict[str, float] = {}
-        for step, rows in enumerate(shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy",
+        rows_iter = shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy",
                                        local_shuffle_buffer_size=cfg.train.shuffle_buffer_rows or None,
-                                       local_shuffle_seed=epoch_seed), start=1):
-            n = len(rows["user_id"])
-            batch = task.batch_from_rows(rows)
-            loss, parts = task.loss(model, batch)
-            if not torch.isfinite(loss):
-                _diverged(stage, epoch, step, f"the loss is {loss.item()}", parts)
-            optimizer.zero_grad()
-            loss.backward()
-            if not _finite([p.grad for p in model.parameters() if p.grad is not None]):  # one host sync
-                bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-                _diverged(stage, epoch, step, f"the gradient of {', '.join(bad[:3])} is non-finite", parts)
-            optimizer.step()
-            loss_sum += torch.tensor([loss.item() * n, n], dtype=torch.float64)
-            for k, v in parts.items():
-                part_sums[k] = part_sums.get(k, 0.0) + v * n
+                                       local_shuffle_seed=epoch_seed)
+        with Prefetcher(rows_iter, task.batch_from_rows, cfg.train.prefetch) as batches:
+            for step, (rows, batch) in enumerate(batches, start=1):
+                n = len(rows["user_id"])
+                loss, parts = _train_step(model, task, optimizer, batch, stage, epoch, step)
+                loss_sum += torch.tensor([loss * n, n], dtype=torch.float64)
+                for k, v in parts.items():
+                    part_sums[k] = part_sums.get(k, 0.0) + v * n
         train_seconds = time.perf_counter() - start
         bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
         if bad:  # never evaluated, saved as best or registered
@@ -171,6 +165,21 @@ def train_loop_per_worker(config: dict) -> None:
             break
 
 
+def _train_step(model, task, optimizer, batch, stage: str, epoch: int, step: int) -> tuple[float, dict]:
+    """One optimiser step on ``batch``; (the loss, its parts). A non-finite loss or gradient stops the run."""
+    loss, parts = task.loss(model, batch)
+    if not torch.isfinite(loss):
+        _diverged(stage, epoch, step, f"the loss is {loss.item()}", parts)
+    optimizer.zero_grad()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not _finite(grads):  # one host sync
+        bad = [n for n, p in model.named_parameters() if p.grad is not None and not _finite([p.grad])]
+        _diverged(stage, epoch, step, f"the gradient of {', '.join(bad[:3])} is non-finite", parts)
+    optimizer.step()
+    return loss.item(), parts
+
+
 def _duration(seconds: float) -> str:
     """``95`` -> ``"1m35s"``; the stage's remaining time if no early stop ends it sooner."""
     m, s = divmod(int(round(seconds)), 60)
@@ -178,7 +187,9 @@ def _duration(seconds: float) -> str:
 
 
 def _finite(tensors: list[torch.Tensor]) -> bool:
-    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    """Whether every entry is finite (of a row-sparse gradient: its stored rows)."""
+    return not tensors or bool(torch.stack([torch.isfinite(t._values() if t.is_sparse else t).all()
+                                            for t in tensors]).all())
 
 
 def _diverged(stage: str, epoch: int, step: int, what: str, parts: dict) -> None:

@@ -7,6 +7,7 @@ from raymm.methods.base import Method, Stage, Task
 
 class LightGCNMethod(Method):
     name = "lightgcn"
+    lazy_adam = True
 
     def stages(self, cfg):
         return [Stage("lightgcn", Task, cfg.train.epochs, cfg.train.patience)]

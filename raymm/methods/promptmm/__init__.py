@@ -16,6 +16,7 @@ from raymm.models.prompt import hard_tokens
 
 class PromptMM(Method):
     name = "promptmm"
+    lazy_adam = True  # train.* is the LightGCN student's (the teacher has its own AdamW)
     config_cls = PromptMMConfig
     needs_features = True
 
