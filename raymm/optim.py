@@ -27,9 +27,9 @@ class LazyAdam(torch.optim.Optimizer):
     with :math:`t` the parameter's step count. The other rows keep their moments and values
     ("lazy" Adam, as TensorFlow's ``LazyAdam`` and ``torch.optim.SparseAdam``; dense Adam would
     also decay their moments and move them by their old momentum). The row updates are gathers and
-    scatters of |R| rows, so a step costs O(|R| d) instead of O(N d); equal to ``torch.optim.SparseAdam``
-    on sparse gradients (tested), which is about 3x slower here because it masks the moments
-    through sparse tensors.
+    scatters of |R| rows in ascending order, so a step costs O(|R| d) instead of O(N d); equal to
+    ``torch.optim.SparseAdam`` on sparse gradients (tested), which masks the moments through sparse
+    tensors and was 3x slower here.
 
     Args:
         params: parameters or parameter groups.
@@ -65,17 +65,32 @@ class LazyAdam(torch.optim.Optimizer):
                 bias2 = math.sqrt(1 - b2 ** t)
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 if p.grad.is_sparse:
-                    grad = p.grad.coalesce()
-                    rows, g = grad.indices()[0], grad.values()
+                    rows, g = _sorted_rows(p.grad)
                     if not len(rows):
                         continue
                     m_r = m.index_select(0, rows).lerp_(g, 1 - b1)
                     v_r = v.index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
                     m.index_copy_(0, rows, m_r)
                     v.index_copy_(0, rows, v_r)
-                    p.index_add_(0, rows, m_r.div_(v_r.sqrt_().div_(bias2).add_(eps)), alpha=-step_size)
+                    p_r = p.index_select(0, rows).sub_(m_r.div_(v_r.sqrt_().div_(bias2).add_(eps)), alpha=step_size)
+                    p.index_copy_(0, rows, p_r)
                 else:
                     m.lerp_(p.grad, 1 - b1)
                     v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                     p.addcdiv_(m, v.sqrt().div_(bias2).add_(eps), value=-step_size)
         return loss
+
+
+def _sorted_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R,) distinct ascending rows and their (R, d) gradient rows of a sparse COO gradient.
+
+    An embedding lookup of distinct ids (a sampled block's input nodes) gives distinct rows: sorting
+    them is then enough, 5-10x cheaper than ``coalesce`` (which also sums repeated rows, done here only
+    when some row repeats). Ascending rows make the gathers and scatters that follow faster too."""
+    if grad.is_coalesced():
+        return grad.indices()[0], grad.values()
+    rows, order = grad._indices()[0].sort()
+    if len(rows) > 1 and not bool((rows[1:] != rows[:-1]).all()):
+        grad = grad.coalesce()
+        return grad.indices()[0], grad.values()
+    return rows, grad._values().index_select(0, order)

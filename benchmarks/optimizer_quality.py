@@ -1,0 +1,54 @@
+"""Does ``train.optimizer=lazy_adam`` keep LightGCN's validation quality? The real job
+(``jobs/train.py``, 2 Ray workers), sampled propagation (where lazy Adam changes anything: with full
+propagation every row is read at every step), Adam against LazyAdam, per seed; validation Recall@20 /
+NDCG@20 at the best validation epoch, and each run's steady seconds per epoch.
+
+    .venv/bin/python benchmarks/optimizer_quality.py [--seeds 0 1 2] [--data default|1m]
+
+``default``: the embedded synthetic data of ``conf/lightgcn.yaml``. ``1m``: synthetic data of 1M
+interactions drawn as ``benchmarks/bench_training.py`` draws it (50,000 users, 20,000 items),
+at most 10 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from runs import add_common_args, apply_common_args, fmt, mean_sd, run
+
+DATA = {"default": ("syn", ()),
+        "1m": ("syn1m", ("data.synthetic.num_users=50000", "data.synthetic.num_items=20000",
+                         "data.synthetic.num_interactions=1000000", "data.synthetic.modalities={image: 8}",
+                         "train.epochs=10"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--data", choices=sorted(DATA), default="default")
+    add_common_args(parser)
+    args = parser.parse_args()
+    apply_common_args(args)
+    prefix, data = DATA[args.data]
+    rows: dict[str, list] = {"adam": [], "lazy_adam": []}
+    for seed in args.seeds:
+        for opt in rows:
+            result = run(f"{prefix}-lightgcn-sampled-{opt}-s{seed}", "conf/lightgcn.yaml", "train.propagation=sampled",
+                         f"train.optimizer={opt}", f"train.seed={seed}", *data)
+            rows[opt].append((result["val"], result["efficiency"]["model"]["seconds_per_epoch"],
+                              result["best_epoch"] + 1))
+    print(f"\nLightGCN, sampled propagation, data {args.data}: validation Recall@20 / NDCG@20 (best epoch; "
+          "steady s/epoch)")
+    print("| seed | Adam | LazyAdam |")
+    print("|---|---|---|")
+    for i, seed in enumerate(args.seeds):
+        print(f"| {seed} | " + " | ".join(f"{fmt(r[i][0])} (epoch {r[i][2]}; {r[i][1]:.2f} s)" for r in rows.values())
+              + " |")
+    print("| mean +- sd (Recall@20) | " + " | ".join(mean_sd([x[0]["recall@20"] for x in r]) for r in rows.values())
+          + " |")
+    wins = sum(b[0]["recall@20"] >= a[0]["recall@20"] for a, b in zip(rows["adam"], rows["lazy_adam"]))
+    print(f"LazyAdam >= Adam on {wins}/{len(args.seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()
