@@ -2,7 +2,8 @@
 early stopping and checkpointing.
 
 Each worker receives its shard of the training interactions from Ray Data, draws negatives and
-samples neighbourhoods with DGL on the CPU, runs the model on its device (DDP across workers),
+samples neighbourhoods with DGL on the CPU (the next batches in a background thread while a step
+trains, ``train.prefetch``), runs the model on its device (DDP across workers),
 evaluates its share of the validation users, and all-reduces the metric sums.
 """
 
