@@ -261,3 +261,26 @@ def test_teacher_backbone_options_that_do_nothing_are_errors():
                          (["teacher.backbone=freedom", "prompt.enabled=false", "parity=true"], "parity")):
         with pytest.raises(ConfigError, match=match):
             build_config({}, ["method.name=promptmm", *[f"method.promptmm.{e}" for e in extra]])
+
+
+def test_lazy_adam_student_gets_row_sparse_gradients_and_the_prompt_dense_ones():
+    from raymm.optim import LazyAdam
+    from tests.conftest import sample_batch
+
+    shared = _shared(2)
+    shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()
+    task = DistillTask(_cfg("train.optimizer=lazy_adam", "train.propagation=sampled", "train.fanouts=[1,1]"), shared)
+    opt = task.optimizer(task.module.parameters())
+    assert isinstance(opt, LazyAdam)
+    task.module.train()
+    loss, _ = task.loss(task.module, sample_batch(task, shared, size=2))
+    loss.backward()
+    student = task.module.student.embedding.weight
+    prompt = task.module.teacher.prompt.item.weight
+    assert student.grad.is_sparse and not prompt.grad.is_sparse
+    before = student.detach().clone(), prompt.detach().clone()
+    opt.step()
+    rows = student.grad.coalesce().indices()[0]
+    moved = (student.detach() != before[0]).any(dim=1).nonzero().flatten()
+    assert set(moved.tolist()) <= set(rows.tolist()) and len(moved) > 0  # only the rows the batch read
+    assert not torch.equal(prompt.detach(), before[1])  # the prompt keeps learning (dense Adam step)
