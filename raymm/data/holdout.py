@@ -46,12 +46,13 @@ def hold_out_items(src: Dataset, dest: str, cold: np.ndarray, overwrite: bool = 
     is_train = [pc.equal(t.column("split"), "train").to_numpy(zero_copy_only=False) for t in shards]
     train_users = np.unique(np.concatenate([t.column("user_id").to_numpy()[m] for t, m in zip(shards, is_train)]))
 
-    def known(t: pa.Table, train: np.ndarray) -> pa.Table:
-        return t.filter(pa.array(train | np.isin(t.column("user_id").to_numpy(), train_users)))
+    def known(t: pa.Table, train_rows: np.ndarray) -> pa.Table:
+        return t.filter(pa.array(train_rows | np.isin(t.column("user_id").to_numpy(), train_users)))
 
     items = src.read_items()
     table = pa.table(items) if items else None
     m = src.manifest
-    return write_dataset(dest, (known(t, m) for t, m in zip(shards, is_train)), src.read_all_features(), m.num_users, m.num_items,
+    return write_dataset(dest, (known(t, train_rows) for t, train_rows in zip(shards, is_train)),
+                         src.read_all_features(), m.num_users, m.num_items,
                          source=f"{src.uri} with {len(cold)} items held out (cold start)", overwrite=overwrite,
                          items=table, split_protocol=m.split_protocol)
