@@ -62,6 +62,34 @@ def test_cache_encodes_the_batch_fresh_and_refreshes_the_rest_every_n_steps():
     assert torch.allclose(cache.cache[:, 0], torch.tensor([1.0, 5.0, 9.0, 13.0, 17.0, 21.0]))
 
 
+class _MaskedMean(nn.Module):
+    """Mean of the real tokens' ids, and the width it was called with (padding must not matter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # the cache reads the device from a parameter
+        self.widths = []
+
+    def forward(self, ids, mask):
+        self.widths.append(ids.shape[1])
+        return torch.stack([(ids * mask).sum(1) / mask.sum(1), mask.sum(1).float()], 1)
+
+
+def test_cache_encodes_in_length_sorted_chunks_and_returns_the_rows_in_their_order():
+    lengths = [5, 1, 3, 2, 5, 1, 4]
+    mask = np.array([[1] * n + [0] * (6 - n) for n in lengths])
+    ids = np.arange(42).reshape(7, 6) * mask
+    enc = _MaskedMean()
+    cache = ItemTextCache({"input_ids": ids, "attention_mask": mask}, every=5, chunk=3)
+    rows = torch.tensor([6, 0, 1, 3, 5])  # lengths 4 5 1 2 1
+    out = cache.encode(enc, rows)
+    expected = torch.tensor([[(ids[r] * mask[r]).sum() / mask[r].sum(), mask[r].sum()] for r in rows.tolist()])
+    assert torch.allclose(out, expected.float())
+    assert enc.widths == [2, 5]  # chunks (1, 1, 2) and (4, 5), each cut to its longest text
+    cache.refresh(enc)
+    assert enc.widths[2:] == [2, 5, 5]  # lengths (1, 1, 2) (3, 4, 5) (5) and torch.allclose(cache.cache[:, 1], torch.tensor(lengths).float())
+
+
 def _shared(*overrides):
     """6 users, 8 items with short texts; stage 1 fitted for a few steps."""
     from raymm.config import load_config

@@ -15,9 +15,15 @@ class ItemTextCache:
     Args:
         tokens: ``{"input_ids", "attention_mask"}``, each (I, T) (:func:`raymm.models.text_encoder.tokenize`).
         every: steps between full refreshes (>= 1).
-        chunk: items per encoder call when refreshing."""
+        chunk: items per encoder call. Items are grouped by text length before they are cut into
+            chunks, so that each call pads to a width close to its own texts'.
 
-    def __init__(self, tokens: dict[str, np.ndarray], every: int, chunk: int = 256):
+    On MovieLens-100k texts (mean 14.8 of 32 tokens), 2 threads, LoRA (measured on the 2-core dev
+    machine on 2026-12-02 by a one-off script timing the encoder calls, 4 random draws): 256 items
+    forward + backward 3.3 s in one call at the batch's longest width, 1.6 s in length-sorted chunks
+    of 64; re-encoding all 1,682 items 10.9 s unsorted in chunks of 256, 5.1 s sorted."""
+
+    def __init__(self, tokens: dict[str, np.ndarray], every: int, chunk: int = 64):
         if every < 1:
             raise ValueError(f"every must be >= 1, not {every}")
         self.ids = torch.as_tensor(tokens["input_ids"])
@@ -28,22 +34,28 @@ class ItemTextCache:
         self.refreshes = 0
 
     def encode(self, encoder: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-        """(n, d) encoder vectors of items ``rows``, their tokens cut to the longest text among them
-        (padding past it changes nothing: it is masked out of attention and pooling)."""
+        """(n, d) encoder vectors of items ``rows`` ((n,) item ids), in that order. The rows are
+        sorted by text length and encoded ``chunk`` at a time, each chunk's tokens cut to its longest
+        text (padding past it changes nothing: it is masked out of attention and pooling, and each
+        text is encoded on its own)."""
         device = next(encoder.parameters()).device
-        ids, mask = self.ids[rows], self.mask[rows]
-        width = max(int(mask.sum(1).max()), 1)
-        return encoder(ids[:, :width].to(device), mask[:, :width].to(device))
+        order = torch.argsort(self.mask[rows].sum(1), stable=True)
+        parts = []
+        for s in range(0, len(rows), self.chunk):
+            r = rows[order[s:s + self.chunk]]
+            ids, mask = self.ids[r], self.mask[r]
+            width = max(int(mask.sum(1).max()), 1)
+            parts.append(encoder(ids[:, :width].to(device), mask[:, :width].to(device)))
+        out = torch.cat(parts)
+        return out[torch.argsort(order).to(out.device)]
 
     @torch.no_grad()
     def refresh(self, encoder: nn.Module) -> None:
         """Re-encode every item (eval mode: no dropout; the encoder's mode is restored)."""
         was_training = encoder.training
         encoder.eval()
-        order = torch.arange(len(self.ids))
-        parts = [self.encode(encoder, order[s:s + self.chunk]) for s in range(0, len(self.ids), self.chunk)]
+        self.cache = self.encode(encoder, torch.arange(len(self.ids)))
         encoder.train(was_training)
-        self.cache = torch.cat(parts)
         self.refreshes += 1
 
     def table(self, encoder: nn.Module, items: torch.Tensor) -> torch.Tensor:
