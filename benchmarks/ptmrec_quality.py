@@ -1,7 +1,8 @@
-"""PTMRec quality: the real job (``jobs/train.py``; 2 Ray workers, 1 on MovieLens) per variant and seed; validation
-Recall@20 / NDCG@20 at the best validation epoch (selection on validation only). Every run trains its
-own stage 1; the table's frozen-encoder column is the first variant's, and the summary also compares
-each variant with the stage 1 it started from (runs with sampled propagation differ a little).
+"""PTMRec quality: the real job (``jobs/train.py``; 2 Ray workers, 1 on MovieLens) per variant and
+seed; validation Recall@20 / NDCG@20 at the best validation epoch (selection on validation only).
+Every run trains its own stage 1; the table's frozen-encoder column is the first variant's, and the
+summary also compares each variant with the stage 1 it started from (runs with sampled propagation
+differ a little).
 
     .venv/bin/python benchmarks/ptmrec_quality.py synthetic [--seeds 0 1 2] [--variants lora ...]
     .venv/bin/python benchmarks/ptmrec_quality.py coldstart [--seeds 0 1 2] [--variants lora ...] [--fraction 0.1]
