@@ -19,9 +19,9 @@ class ItemTextCache:
             chunks, so that each call pads to a width close to its own texts'.
 
     On MovieLens-100k texts (mean 14.8 of 32 tokens), 2 threads, LoRA (measured on the 2-core dev
-    machine on 2026-12-02 by a one-off script timing the encoder calls, 4 random draws): 256 items
-    forward + backward 3.3 s in one call at the batch's longest width, 1.6 s in length-sorted chunks
-    of 64; re-encoding all 1,682 items 10.9 s unsorted in chunks of 256, 5.1 s sorted."""
+    machine on 2026-12-02 by a one-off script timing the encoder calls, 3-4 random draws): 256 items
+    forward + backward 2.6-3.5 s in one call at the batch's longest width, 1.5-1.7 s in length-sorted
+    chunks of 64; re-encoding all 1,682 items in chunks of 256, 10.9 s unsorted, 5.1 s sorted."""
 
     def __init__(self, tokens: dict[str, np.ndarray], every: int, chunk: int = 64):
         if every < 1:
