@@ -48,7 +48,7 @@ def table(suite: str, seeds, variants, data: tuple[str, ...] = (), evaluate=None
     frozen) metrics in place of the runs' validation ones (the cold-start ones); ``data``: overrides
     that pick the dataset."""
     config, prefix = SUITES[suite]
-    rows, cost, own = {"frozen": []}, {"frozen": []}, {}
+    rows, cost, own = {}, {"frozen": []}, {}
     for seed in seeds:
         for slug in variants:
             result = run(f"{prefix}-{slug}-s{seed}", config, f"train.seed={seed}", *data, *VARIANTS[slug][1])
@@ -58,9 +58,9 @@ def table(suite: str, seeds, variants, data: tuple[str, ...] = (), evaluate=None
             model = result["efficiency"]["model"]
             cost.setdefault(slug, []).append((model["seconds_per_epoch"], model.get("peak_rss_mb")))
             if slug == variants[0]:
-                rows["frozen"].append(frozen)  # stage 1: the frozen-encoder baseline
                 stage1 = result["recommender"]
                 cost["frozen"].append((stage1.get("seconds_per_epoch"), stage1.get("worker_peak_rss_mb")))
+    rows["frozen"] = own[variants[0]]  # stage 1 of the first variant's runs: the frozen-encoder baseline
     labels = {"frozen": "frozen encoder (stage 1)", **{s: VARIANTS[s][0] for s in variants}}
     what = ("validation Recall@20 / NDCG@20 at the best validation epoch" if evaluate is None else
             "held-out (cold) items ranked among themselves, embedded from text alone: Recall@20 / NDCG@20")

@@ -3,10 +3,11 @@
 A batch is built on the CPU from streamed rows (negatives, DGL neighbour sampling, the blocks' sparse
 matrices); the step then runs the model. Both spend most of their time in native code (numpy, DGL,
 torch), so one builder thread overlaps them in part: 14% more interactions/s for LightGCN at 1M
-interactions, 1% at 10M, none on TikTok's two half-core workers (README, Benchmarks). The batches come out in the order the rows
-came in, built by one thread in that order, so a run draws exactly the same negatives with or
-without prefetching (tested). DGL's neighbour draws are not seeded by raymm, with or without it: DGL
-keeps one random engine per thread, seeded from the OS and not reproducibly per thread.
+interactions, 1% at 10M, none on TikTok's two half-core workers (README, Benchmarks). The batches
+come out in the order the rows came in, built by one thread in that order, so a run draws exactly
+the same negatives with or without prefetching (tested). DGL's neighbour draws are not seeded by
+raymm, with or without it: DGL keeps one random engine per thread, seeded from the OS and not
+reproducibly per thread.
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def test_cache_encodes_in_length_sorted_chunks_and_returns_the_rows_in_their_ord
     assert torch.allclose(out, expected.float())
     assert enc.widths == [2, 5]  # chunks (1, 1, 2) and (4, 5), each cut to its longest text
     cache.refresh(enc)
-    assert enc.widths[2:] == [2, 5, 5]  # lengths (1, 1, 2) (3, 4, 5) (5) and torch.allclose(cache.cache[:, 1], torch.tensor(lengths).float())
+    assert enc.widths[2:] == [2, 5, 5]  # lengths (1, 1, 2) (3, 4, 5) (5)
+    assert torch.allclose(cache.cache[:, 1], torch.tensor(lengths).float())
 
 
 def _shared(*overrides):

@@ -28,6 +28,7 @@ class ItemTextCache:
             raise ValueError(f"every must be >= 1, not {every}")
         self.ids = torch.as_tensor(tokens["input_ids"])
         self.mask = torch.as_tensor(tokens["attention_mask"])
+        self.lengths = self.mask.sum(1)  # (I,) real tokens of each text
         self.every, self.chunk = every, chunk
         self.cache: torch.Tensor | None = None
         self.steps = 0
@@ -39,13 +40,12 @@ class ItemTextCache:
         text (padding past it changes nothing: it is masked out of attention and pooling, and each
         text is encoded on its own)."""
         device = next(encoder.parameters()).device
-        order = torch.argsort(self.mask[rows].sum(1), stable=True)
+        order = torch.argsort(self.lengths[rows], stable=True)
         parts = []
         for s in range(0, len(rows), self.chunk):
             r = rows[order[s:s + self.chunk]]
-            ids, mask = self.ids[r], self.mask[r]
-            width = max(int(mask.sum(1).max()), 1)
-            parts.append(encoder(ids[:, :width].to(device), mask[:, :width].to(device)))
+            width = max(int(self.lengths[r].max()), 1)
+            parts.append(encoder(self.ids[r, :width].to(device), self.mask[r, :width].to(device)))
         out = torch.cat(parts)
         return out[torch.argsort(order).to(out.device)]
 
