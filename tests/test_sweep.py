@@ -1,6 +1,6 @@
 """A tiny Tune sweep end to end: ASHA stops weak trials, MLflow holds the parent and child runs, the
-champion is registered and loads by alias, relaunching does not rerun finished trials, recommend
-output is valid, and the pyfunc model round-trips."""
+champion is registered and loads by alias, recommend output is valid, and the pyfunc model
+round-trips. Slow: a killed driver resumes, and relaunching does not rerun finished trials."""
 
 import glob
 import json
@@ -25,15 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
 
-def _sweep_file(tmp_path, name="tiny", lrs=(0.05, 0.02, 1e-6, 1e-7)):
+def _sweep_file(tmp_path, name="tiny", lrs=(0.05, 0.02, 1e-6, 1e-7), materialize="never"):
     sweep = {
         "name": name, "base": str(ROOT / "conf" / "promptmm.yaml"),
         "overrides": ["method.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.num_items=100",
                       "data.synthetic.num_interactions=3000", "data.synthetic.modalities={image: 8}",
                       "train.batch_size=256", "train.epochs=3", f"output.dir={tmp_path}",
-                      # streamed rows: epochs of about a second, so the driver is killed before trial
-                      # 1 passes its first checkpoint (rows read once make an epoch take 0.2 s here)
-                      "train.materialize=never"],
+                      # streamed rows (never): epochs of about a second, so the driver is killed
+                      # before trial 1 passes its first checkpoint (rows read once: 0.2 s an epoch)
+                      f"train.materialize={materialize}"],
         "space": {"train.lr": {"type": "grid", "values": list(lrs)}},
         "search": {"algorithm": "grid", "num_samples": 1},
         "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2},  # one rung, at epoch 2
@@ -79,22 +79,10 @@ def _run(args, tmp_path, timeout=1200):
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_tiny_sweep_end_to_end(tmp_path):
-    # Grid order with one trial at a time: trial 0 (lr 0.05) runs 3 epochs; trial 1 has one epoch
-    # checkpointed before ASHA's rung at epoch 2. Kill the driver there: trial 0 is finished, trial 1 is not.
-    args = ["jobs/tune.py", "--config", str(_sweep_file(tmp_path))]
-    _launch_and_kill(args, tmp_path, until=lambda: _registered(tmp_path, "00001"))
-    finished = _checkpoints(tmp_path, "00000")
-    assert finished, "trial 0 should have finished before the driver was killed"
-
-    proc = _run(args, tmp_path)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "resuming sweep tiny" in out
-    # trial 1 continued from its checkpoint (the first, or the second if it got there before the kill)
-    assert re.search(r"lightgcn: resumed from checkpoint: next epoch [23]", out), out[-3000:]
-    assert _checkpoints(tmp_path, "00000") == finished  # the finished trial was not run again
-
+def _check_finished_sweep(tmp_path):
+    """What a finished tiny sweep leaves: every trial ok, ASHA stopped one early, the champion a trial
+    that could learn, one MLflow child run per trial, the champion registered and serving valid
+    recommendations by alias (pyfunc and ``jobs/recommend.py``)."""
     table = pd.read_csv(tmp_path / "sweeps" / "tiny" / "sweep_summary.csv")
     assert len(table) == 4 and (table["status"] == "ok").all(), table
     assert (table["epochs"] < 3).any(), table  # ASHA stopped at least one trial early
@@ -109,7 +97,7 @@ def test_tiny_sweep_end_to_end(tmp_path):
     experiments = [e.experiment_id for e in client.search_experiments()]
     parent = client.search_runs(experiments, "tags.`raymm.run_name` = 'sweep-tiny'")[0]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert len(children) == 4  # the restored sweep re-attached the interrupted trial to its own run
+    assert len(children) == 4  # a restored sweep re-attaches an interrupted trial to its own run
     assert {c.info.status for c in children} == {"FINISHED"}
     assert "champion_val_recall_at_20" in parent.data.metrics
 
@@ -134,6 +122,32 @@ def test_tiny_sweep_end_to_end(tmp_path):
     keys = set(zip(df["user_id"], df["item_id"]))
     train = {(u, int(i)) for u in range(inner.num_users) for i in train_items[indptr[u]:indptr[u + 1]]}
     assert not keys & train
+
+
+def test_tiny_sweep_end_to_end(tmp_path):
+    # One launch to the end (training rows read once): the kill-and-resume path is the slow test below.
+    proc = _run(["jobs/tune.py", "--config", str(_sweep_file(tmp_path, materialize="auto"))], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _check_finished_sweep(tmp_path)
+
+
+@pytest.mark.slow  # three launches of the sweep driver, about 4 minutes: CI's 20-minute budget
+def test_killed_sweep_driver_resumes_and_a_finished_sweep_reruns_nothing(tmp_path):
+    # Grid order with one trial at a time: trial 0 (lr 0.05) runs 3 epochs; trial 1 has one epoch
+    # checkpointed before ASHA's rung at epoch 2. Kill the driver there: trial 0 is finished, trial 1 is not.
+    args = ["jobs/tune.py", "--config", str(_sweep_file(tmp_path))]
+    _launch_and_kill(args, tmp_path, until=lambda: _registered(tmp_path, "00001"))
+    finished = _checkpoints(tmp_path, "00000")
+    assert finished, "trial 0 should have finished before the driver was killed"
+
+    proc = _run(args, tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "resuming sweep tiny" in out
+    # trial 1 continued from its checkpoint (the first, or the second if it got there before the kill)
+    assert re.search(r"lightgcn: resumed from checkpoint: next epoch [23]", out), out[-3000:]
+    assert _checkpoints(tmp_path, "00000") == finished  # the finished trial was not run again
+    _check_finished_sweep(tmp_path)
 
     # Relaunching the finished sweep reruns nothing.
     before = json.loads((tmp_path / "sweeps" / "tiny" / "champion.json").read_text())["trial_id"]
