@@ -41,13 +41,14 @@ class TeacherOutput:
 
     Attributes:
         emb: (S, d) fused teacher embeddings e^T.
-        ego: (S, d) layer-0 ID embeddings E (for the L2 penalty).
+        ego: (S, d) layer-0 ID embeddings E (for the L2 penalty); None for a frozen teacher's
+            precomputed targets (stage 2 has no teacher loss).
         modal: modality -> (S, d) one-hop modality embeddings f^m (f_u^m for users, f_i^m for items).
         prompt: (S, d) prompts P of the seeds, or None without a prompt.
     """
 
     emb: torch.Tensor
-    ego: torch.Tensor
+    ego: torch.Tensor | None
     modal: dict[str, torch.Tensor]
     prompt: torch.Tensor | None
 

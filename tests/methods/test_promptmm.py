@@ -110,6 +110,33 @@ def test_stage2_gradient_reaches_prompt_not_teacher():
     assert {"kd_pair", "kd_list", "kd_emb"} <= set(parts)
 
 
+@pytest.mark.parametrize("propagation", ["sampled", "full"])
+def test_a_frozen_teacher_is_computed_once_over_the_full_graph_and_looked_up(propagation, monkeypatch):
+    shared = _shared(2)
+    shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()
+    task = DistillTask(_cfg("distill.prompt_trainable=false", f"train.propagation={propagation}"), shared)
+    assert task.module.frozen and task.module.targets is None
+    task.module.train()
+    teacher = task.module.teacher
+    emb, modal = teacher.eval().full(shared.graph.normalized_adjacency())
+    calls = []
+    monkeypatch.setattr(type(teacher), "forward", lambda self, batch: calls.append(batch))
+    for _ in range(2):
+        batch = sample_batch(task, shared)
+        loss, parts = task.loss(task.module, batch)
+        _, _, out = task.module(batch)
+        assert torch.equal(out.emb, emb[batch.seeds])  # the full-graph outputs, row for row
+        assert all(torch.equal(out.modal[m], modal[m][batch.seeds]) for m in modal)
+        loss.backward()
+    assert not calls  # no teacher forward per step
+    assert {"kd_pair", "kd_list", "kd_emb"} <= set(parts)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert task.module.student.embedding.weight.grad.abs().sum() > 0
+    # A trainable prompt (paper mode) keeps the per-step teacher forward; parity keeps teacher dropout.
+    assert not DistillTask(_cfg(), shared).module.frozen
+    assert not DistillTask(_cfg("parity=true"), shared).module.frozen
+
+
 def test_parity_mode_freezes_prompt_and_keeps_teacher_dropout():
     shared = _shared(2)
     shared.extras["teacher"] = TeacherTask(_cfg(), shared).payload()

@@ -135,6 +135,12 @@ class Distiller(nn.Module):
     W: R^{d_S} -> R^{d_T} (no bias) that the embedding KD compares through (``L_emb = sum_m
     SCE(f^m, W e^S)``); the pairwise and list-wise terms compare scores, which need no map. W is
     trained with the student and is not part of the served model.
+
+    A frozen teacher (no trainable prompt, no teacher dropout: every FREEDOM or LATTICE teacher, and
+    PromptMM's with ``distill.prompt_trainable: false``) gives the same outputs at every step, so
+    :class:`DistillTask` computes them once over the full training graph (``targets``: (N, d_T)
+    e^T and m -> (N, d_T) f^m) and ``forward`` looks the seeds' rows up: exact where a teacher
+    forward on the sampled blocks would estimate them, and no teacher work per step.
     """
 
     def __init__(self, student: LightGCN, teacher: PromptMMTeacher, prompt_trainable: bool, teacher_dropout: bool,
@@ -146,6 +152,12 @@ class Distiller(nn.Module):
         for name, p in teacher.named_parameters():
             p.requires_grad_(prompt_trainable and name.startswith("prompt."))
         self.prompt_trainable = prompt_trainable and teacher.prompt is not None
+        self.targets: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None  # a frozen teacher's, all nodes
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the teacher's outputs stay fixed for the whole stage (they are then ``targets``)."""
+        return not self.prompt_trainable and not self.teacher_dropout
 
     def train(self, mode: bool = True) -> "Distiller":
         super().train(mode)
@@ -155,6 +167,10 @@ class Distiller(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, TeacherOutput]:
         emb, ego = self.student(batch)
+        if self.targets is not None:
+            t_emb, t_modal = self.targets
+            return emb, ego, TeacherOutput(t_emb[batch.seeds], None, {m: f[batch.seeds] for m, f in t_modal.items()},
+                                           None)
         with torch.set_grad_enabled(self.prompt_trainable and torch.is_grad_enabled()):
             out = self.teacher(batch)
         return emb, ego, out
@@ -189,9 +205,23 @@ class DistillTask(_PromptMMTask):
                 emb, _ = self.module.teacher.full(self.graph.normalized_adjacency(device, self.normalization))
                 self.module.student.embedding.weight.copy_(reduce_to(emb, self.module.student.dim))
 
+    @torch.no_grad()
+    def frozen_targets(self, device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A frozen teacher's outputs at all N = U + I nodes, full-graph and in eval mode:
+        ((N, d_T) e^T, m -> (N, d_T) f^m)."""
+        teacher = self.module.teacher
+        training = teacher.training
+        teacher.eval()
+        try:
+            return teacher.full(self.graph.normalized_adjacency(device, self.normalization))
+        finally:
+            teacher.train(training)
+
     def loss(self, model, batch):
         parity = self.cfg.method.promptmm.parity
         d = self.cfg.method.promptmm.distill
+        if self.module.frozen and self.module.targets is None:  # once per worker (and per restart)
+            self.module.targets = self.frozen_targets(batch.seeds.device)
         emb, ego, t = model(batch)
         u, p, n = triplet(emb, batch)
         bpr = bpr_loss(u, p, n)
