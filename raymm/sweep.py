@@ -94,6 +94,12 @@ def _trial_logger(tracking_uri: str, experiment: str, parent_run_id: str, sweep_
             self.tags = {**self.tags, "raymm.trial_id": trial.trial_id}
             super().log_trial_start(trial)
 
+        def log_trial_end(self, trial, failed: bool = False):
+            # A trial whose actor never started has no run: Ray's callback raises KeyError there, and
+            # that ends the whole sweep instead of that one trial.
+            if trial in self._trial_runs:
+                super().log_trial_end(trial, failed)
+
     return ResumableMLflowLogger(tracking_uri=tracking_uri, experiment_name=experiment,
                                  tags={"mlflow.parentRunId": parent_run_id, "raymm.sweep": sweep_name})
 
@@ -108,10 +114,12 @@ def placement_group_reaper(grace_s: float = 30.0, every_s: float = 10.0):
     next trial waits forever.
     Seen here: 2 of 9 trials leaked 1 CPU each on a 4-CPU local instance, and trial 10 hung.
 
-    Removed: placement groups created by this job (the sweep's driver), CREATED, and with no live
-    actor in them for ``grace_s`` (a starting worker group fills its group within a second or two).
-    Other jobs' placement groups are never touched. Needs Ray's state API (the dashboard); without
-    it this does nothing.
+    Removed: placement groups created by this job (the sweep's driver), CREATED, and with no actor
+    in them that is alive or still starting for ``grace_s``. A leaked group holds only dead actors.
+    A starting actor counts as using its group: on a loaded 2-core machine a trial's process took
+    over 30 s to start, and removing its group then failed the trial before it ran (seen with two
+    sweeps of 2 concurrent trials each). Other jobs' placement groups are never touched. Needs
+    Ray's state API (the dashboard); without it this does nothing.
     """
     import time
 
@@ -137,7 +145,7 @@ def placement_group_reaper(grace_s: float = 30.0, every_s: float = 10.0):
                 job, address = ctx.get_job_id(), ctx.gcs_address  # explicit: several Ray instances may share the machine
                 groups = list_placement_groups(address=address, detail=True, filters=[("state", "=", "CREATED")],
                                                limit=10_000)
-                actors = list_actors(address=address, detail=True, filters=[("state", "=", "ALIVE")], limit=10_000)
+                actors = list_actors(address=address, detail=True, filters=[("state", "!=", "DEAD")], limit=10_000)
             except Exception:  # noqa: BLE001 - the state API is optional (no dashboard), or answered partially: skip
                 return
             used = {a.placement_group_id for a in actors}

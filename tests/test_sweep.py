@@ -160,7 +160,7 @@ def test_killed_sweep_driver_resumes_and_a_finished_sweep_reruns_nothing(tmp_pat
 
 def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
     """The workaround for placement groups leaked by stopped trials removes a group of this job with
-    no live actor in it, and leaves one that an actor is using."""
+    no live actor in it, and leaves one that an actor is using and one whose actor is still starting."""
     import ray
     from ray.util.placement_group import placement_group, placement_group_table
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -180,6 +180,32 @@ def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
 
         holder = Holder.options(scheduling_strategy=PlacementGroupSchedulingStrategy(busy)).remote()
         assert ray.get(holder.ping.remote()) == 1
+        # An actor that cannot start yet (its argument is not ready): pending, like the process of a
+        # trial that a loaded machine is slow to start.
+        starting = placement_group([{"CPU": 0.5}])
+        ray.get(starting.ready())
+
+        @ray.remote(num_cpus=0)
+        def later():
+            time.sleep(120)
+
+        @ray.remote(num_cpus=0.5)
+        class Waiting:
+            def __init__(self, _):
+                pass
+
+        waiting = Waiting.options(scheduling_strategy=PlacementGroupSchedulingStrategy(starting)).remote(later.remote())
+        from ray.util.state import list_actors
+
+        def state_of_waiting():  # explicit address: other Ray instances may share the machine
+            listed = list_actors(address=ray.get_runtime_context().gcs_address, detail=True)
+            return {a.state for a in listed if a.actor_id == waiting._actor_id.hex()}
+
+        for _ in range(40):  # wait until the state API lists it, so that the reaper sees it
+            if state_of_waiting():
+                break
+            time.sleep(0.25)
+        assert state_of_waiting() == {"DEPENDENCIES_UNREADY"}
         reaper = placement_group_reaper(grace_s=0.0, every_s=0.0)
         for _ in range(20):  # the state API can lag behind the actor start
             reaper.on_step_end(0, [])
@@ -188,6 +214,7 @@ def test_placement_group_reaper_releases_only_empty_groups_of_this_job():
             time.sleep(0.5)
         assert placement_group_table(leaked)["state"] == "REMOVED"
         assert placement_group_table(busy)["state"] == "CREATED"
+        assert placement_group_table(starting)["state"] == "CREATED"
     finally:
         ray.shutdown()
 
@@ -279,3 +306,23 @@ def test_sequential_sweep_registers_a_champion_that_ranks_histories(tmp_path):
     model = mlflow.pyfunc.load_model("models:/tiny-kdsr@champion")
     out = model.predict(pd.DataFrame({"history": [[1, 2, 3]]}))
     assert len(out) == 5 and not set(out["item_id"]) & {1, 2, 3}
+
+
+def test_a_trial_that_never_started_does_not_end_the_sweep_in_the_mlflow_logger(tmp_path):
+    """Ray's MLflowLoggerCallback raises KeyError for a trial that failed before its actor ran (it has
+    no child run), which ended a whole TikTok sweep; raymm's logger skips it."""
+    from mlflow.tracking import MlflowClient
+
+    from raymm.sweep import _trial_logger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent = client.create_run(client.create_experiment("sweeps")).info.run_id
+    logger = _trial_logger(uri, "sweeps", parent, "s")
+    logger.setup()
+
+    class NeverStarted:  # what log_trial_end reads of a trial that errored before it ran
+        trial_id, config, local_path = "t0", {}, str(tmp_path)
+
+    logger.log_trial_end(NeverStarted(), failed=True)  # Ray's own callback raises KeyError here
+    assert logger._trial_runs == {}
