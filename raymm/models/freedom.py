@@ -16,7 +16,8 @@ With modalities m, item features X^m (I, d_m), ID embeddings E (users and items)
 
 The item graph is built once from the features (:func:`item_knn_graph`) and frozen. On a batch,
 (3) runs on the batch items' own kNN neighbourhoods, expanded L_ii times (k is the fan-out, so it
-is exact), and (4) on the sampled blocks of :mod:`raymm.sampling` over the pruned graph.
+is exact), or over every item when that is cheaper (:func:`~raymm.models.item_graph.propagate`),
+and (4) on the sampled blocks of :mod:`raymm.sampling` over the pruned graph.
 
 Unlike the public code, the raw features stay fixed (it fine-tunes them through the modality BPR
 term); W_m and b_m learn. As a distillation teacher (:class:`~raymm.models.promptmm.TeacherOutput`)
@@ -32,7 +33,7 @@ from torch import nn
 
 from raymm.graph import TrainGraph
 from raymm.models.extractors import register_features, split_feature_hparams
-from raymm.models.item_graph import csr, knn, propagate_all, propagate_rows
+from raymm.models.item_graph import csr, knn, propagate
 from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
@@ -142,12 +143,10 @@ class Freedom(nn.Module):
 
     # --- item-item convolution (3) -------------------------------------------------------------
     def _item_conv(self, items: torch.Tensor | None) -> torch.Tensor:
-        """(n, d) rows ``items`` of S^{L_ii} E_items from the items' kNN neighbourhoods only (None:
-        every item, one sparse product per layer)."""
+        """(n, d) rows ``items`` of S^{L_ii} E_items (None: every item), from the items' kNN
+        neighbourhoods or over every item, whichever is cheaper (exact either way)."""
         graph, table = (self.ii_indptr, self.ii_indices, self.ii_values), self.embedding.weight[self.num_users:]
-        if items is None:
-            return propagate_all(graph, table, self.item_layers)
-        return propagate_rows(graph, table, items, self.item_layers)
+        return propagate(graph, table, items, self.item_layers)
 
     # --- forward ---------------------------------------------------------------------------
     def forward(self, batch: Batch) -> TeacherOutput:

@@ -2,7 +2,7 @@
 neighbourhoods of cosine similarity, kept as CSR ``(indptr (I+1,), indices, values)`` tensors, and
 convolution over them either for all items (one sparse product per layer) or for a batch's items
 from their own neighbourhoods (k is the fan-out, so it is exact and its cost does not grow with the
-catalogue)."""
+catalogue); :func:`propagate` picks the cheaper of the two for a batch."""
 
 from __future__ import annotations
 
@@ -55,6 +55,33 @@ def propagate_rows(graph: CSR, table: torch.Tensor, items: torch.Tensor, layers:
     nbrs, inv = torch.unique(indices[edge], return_inverse=True)
     h = propagate_rows(graph, table, nbrs, layers - 1)[inv] * values[edge].unsqueeze(1)
     return torch.zeros(len(items), table.shape[1], dtype=h.dtype, device=h.device).index_add(0, owner, h)
+
+
+ROWS_EDGE_COST = 4.0  # a gathered edge of propagate_rows against a non-zero of the sparse product
+
+
+def propagate(graph: CSR, table: torch.Tensor, items: torch.Tensor | None, layers: int) -> torch.Tensor:
+    """(n, d) rows ``items`` of ``S^layers table`` (None: every item), the cheaper exact way.
+
+    From the items' own neighbourhoods the edges gathered are about ``sum_l min(n deg^(l-1), I) deg``
+    (deg = nnz / I); over every item they are ``layers x nnz``, in a sparse product that costs far
+    less per edge. Measured on TikTok's graphs (6,710 items, one thread, forward and backward, while
+    other jobs shared the machine): a gathered edge cost 7-9x a non-zero of the product, and with
+    k = 20, 2 layers and 1,500 batch items the rows took 1.2-1.5 s against 80 ms. The rows are
+    chosen while their estimated edges times ``ROWS_EDGE_COST`` (4: within 1.5x of the faster way
+    in every case measured) stay below the product's; on small batches of large catalogues they
+    still win."""
+    if items is None:
+        return propagate_all(graph, table, layers)
+    num_items, nnz = len(graph[0]) - 1, len(graph[1])
+    deg = nnz / max(num_items, 1)
+    frontier, gathered = float(len(items)), 0.0
+    for _ in range(layers):
+        gathered += min(frontier, num_items) * deg
+        frontier *= deg
+    if ROWS_EDGE_COST * gathered >= layers * nnz:
+        return propagate_all(graph, table, layers)[items]
+    return propagate_rows(graph, table, items, layers)
 
 
 def propagate_all(graph: CSR, table: torch.Tensor, layers: int) -> torch.Tensor:

@@ -17,8 +17,9 @@ with gradients at the first training step of each epoch (which trains W_m, b_m a
 detached for the epoch's other steps. Ranking builds it from the current weights. The kNN choice
 itself has no gradient (as ``topk``): the similarities of the chosen pairs carry it.
 
-On a batch, (5) runs on the batch items' neighbourhoods in A (:func:`~raymm.models.item_graph.
-propagate_rows`; exact), LightGCN on the sampled blocks. Unlike the public code, the raw features
+On a batch, (5) runs on the batch items' neighbourhoods in A, or over every item when that is
+cheaper (:func:`~raymm.models.item_graph.propagate`; exact either way), LightGCN on the sampled
+blocks. Unlike the public code, the raw features
 stay fixed (it fine-tunes them).
 
 As a distillation teacher (:class:`~raymm.models.promptmm.TeacherOutput`), modality m's item
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from raymm.models.extractors import register_features, split_feature_hparams
-from raymm.models.item_graph import csr, knn, propagate_all, propagate_rows, symmetric_normalize
+from raymm.models.item_graph import csr, knn, propagate, symmetric_normalize
 from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
@@ -153,8 +154,7 @@ class Lattice(nn.Module):
     def _item_side(self, graph, items: torch.Tensor | None) -> torch.Tensor:
         """h / ||h|| of (5)-(6) for ``items`` (None: every item)."""
         table = self.embedding.weight[self.num_users:]
-        h = propagate_all(graph, table, self.item_layers) if items is None else propagate_rows(
-            graph, table, items, self.item_layers)
+        h = propagate(graph, table, items, self.item_layers)
         return F.normalize(h, dim=1)
 
     def forward(self, batch: Batch) -> TeacherOutput:
