@@ -8,6 +8,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py sizes [--data tiktok]  # students of d 16/32/64 from one d-64 teacher
     .venv/bin/python benchmarks/promptmm_quality.py freedom            # 3 seeds: LightGCN, FREEDOM alone, FREEDOM teacher, student
     .venv/bin/python benchmarks/promptmm_quality.py lattice            # the same for LATTICE
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned       # 3 seeds of each TikTok sweep's champion
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -135,9 +136,28 @@ def sizes(data: str) -> None:
               f"{mean_sd([v['ndcg@20'] for v, _ in values])} | {cost} |")
 
 
+def tiktok_tuned() -> None:
+    """Issue 13's TikTok table: each model with its sweep's champion settings (48 trials each, chosen
+    on seed 0's validation; ``conf/*_tiktok_tuned.yaml``) retrained on seeds 0-2, and each against
+    LightGCN alone tuned with the same budget."""
+    models = (("LightGCN alone", "lightgcn", "conf/lightgcn_tiktok_tuned.yaml"),
+              ("FREEDOM alone (the teacher)", "freedom", "conf/freedom_tiktok_tuned.yaml"))
+    rows = {label: [run(f"tiktok-tuned-{name}-s{seed}", conf, f"train.seed={seed}")["val"] for seed in (0, 1, 2)]
+            for label, name, conf in models}
+    base = [m["recall@20"] for m in rows[models[0][0]]]
+    print("\n| model | seed 0 | seed 1 | seed 2 | mean +- sd (Recall@20) | NDCG@20 | x LightGCN (means) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, ms in rows.items():
+        r = [m["recall@20"] for m in ms]
+        print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | "
+              f"{mean_sd([m['ndcg@20'] for m in ms])} | {sum(r) / sum(base):.3f} |")
+    print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice"])
+    parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
+                                          "tiktok-tuned"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     add_common_args(parser)
     args = parser.parse_args()
@@ -147,4 +167,4 @@ if __name__ == "__main__":
     elif args.suite in ("freedom", "lattice"):
         backbone(args.suite)
     else:
-        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation}[args.suite]()
+        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned}[args.suite]()
