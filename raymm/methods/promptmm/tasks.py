@@ -200,15 +200,14 @@ class DistillTask(_PromptMMTask):
     def on_fresh_start(self, device) -> None:
         opts = self.cfg.method.promptmm
         if opts.distill.init_from_teacher or opts.parity:
-            self.module.teacher.eval()
+            emb, _ = self.teacher_full(device)
             with torch.no_grad():
-                emb, _ = self.module.teacher.full(self.graph.normalized_adjacency(device, self.normalization))
                 self.module.student.embedding.weight.copy_(reduce_to(emb, self.module.student.dim))
 
     @torch.no_grad()
-    def frozen_targets(self, device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """A frozen teacher's outputs at all N = U + I nodes, full-graph and in eval mode:
-        ((N, d_T) e^T, m -> (N, d_T) f^m)."""
+    def teacher_full(self, device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The teacher's outputs at all N = U + I nodes, full-graph and in eval mode: ((N, d_T) e^T,
+        m -> (N, d_T) f^m); the student's initialisation and a frozen teacher's targets."""
         teacher = self.module.teacher
         training = teacher.training
         teacher.eval()
@@ -221,7 +220,7 @@ class DistillTask(_PromptMMTask):
         parity = self.cfg.method.promptmm.parity
         d = self.cfg.method.promptmm.distill
         if self.module.frozen and self.module.targets is None:  # once per worker (and per restart)
-            self.module.targets = self.frozen_targets(batch.seeds.device)
+            self.module.targets = self.teacher_full(batch.seeds.device)
         emb, ego, t = model(batch)
         u, p, n = triplet(emb, batch)
         bpr = bpr_loss(u, p, n)
