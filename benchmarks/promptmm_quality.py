@@ -9,6 +9,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py freedom            # 3 seeds: LightGCN, FREEDOM alone, FREEDOM teacher, student
     .venv/bin/python benchmarks/promptmm_quality.py lattice            # the same for LATTICE
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned       # 3 seeds of each TikTok sweep's champion
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-ablation  # 3 seeds: the tuned pair without each part
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -172,10 +173,50 @@ def tiktok_tuned() -> None:
     print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
 
 
+TUNED_ABLATIONS = (("full", ()),
+                   ("w/o pairwise KD", ("method.promptmm.distill.pair_weight=0",)),
+                   ("w/o list-wise KD", ("method.promptmm.distill.list_weight=0",)),
+                   ("w/o embedding KD", ("method.promptmm.distill.emb_weight=0",)),
+                   ("w/o re-weighting", ("method.promptmm.distill.reweight=false",)),
+                   ("w/o init from the teacher", ("method.promptmm.distill.init_from_teacher=false",)))
+
+
+def tiktok_tuned_ablation() -> None:
+    """The ablations of issue 13's best pair on TikTok: the tuned FREEDOM teacher of seed s (the run
+    of ``tiktok-tuned``) into the d-64 student of ``conf/promptmm_freedom_tiktok_tuned.yaml``, with
+    each part switched off in turn; seeds 0-2, each beside LightGCN alone (tuned)."""
+    if not (ROOT / "conf/promptmm_freedom_tiktok_tuned.yaml").exists():
+        raise SystemExit("conf/promptmm_freedom_tiktok_tuned.yaml is not committed yet (the KD sweep has not finished)")
+    from raymm.config import load_config
+
+    tuned = "conf/promptmm_freedom_tiktok_tuned.yaml"
+    variants = [(label, o) for label, o in TUNED_ABLATIONS  # a part the champion already leaves off is no ablation
+                if not o or load_config([str(ROOT / tuned)], list(o)) != load_config([str(ROOT / tuned)])]
+    rows: dict[str, list[dict]] = {}
+    for seed in (0, 1, 2):
+        rows.setdefault("LightGCN alone", []).append(
+            run(f"tiktok-tuned-lightgcn-s{seed}", "conf/lightgcn_tiktok_tuned.yaml", f"train.seed={seed}")["val"])
+        alone = run(f"tiktok-tuned-freedom-s{seed}", "conf/freedom_tiktok_tuned.yaml", f"train.seed={seed}")
+        teacher = f"method.promptmm.teacher.checkpoint={OUT / 'runs' / alone['run_name'] / 'freedom_best_model.pt'}"
+        for label, overrides in variants:
+            name = ("tiktok-tuned-freedom-student-d64" if label == "full"
+                    else "tiktok-tuned-abl-" + label.replace("w/o ", "no-").replace(" ", "-"))
+            rows.setdefault(label, []).append(run(f"{name}-s{seed}", tuned,
+                                                  f"train.seed={seed}", "model.embedding_dim=64", teacher,
+                                                  *overrides)["val"])
+    base = [m["recall@20"] for m in rows["LightGCN alone"]]
+    print("\n| student variant | seed 0 | seed 1 | seed 2 | mean +- sd (Recall@20) | x LightGCN (means) |")
+    print("|---|---|---|---|---|---|")
+    for label, ms in rows.items():
+        r = [m["recall@20"] for m in ms]
+        print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | {sum(r) / sum(base):.3f} |")
+    print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
-                                          "tiktok-tuned"])
+                                          "tiktok-tuned", "tiktok-tuned-ablation"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     add_common_args(parser)
     args = parser.parse_args()
@@ -185,4 +226,5 @@ if __name__ == "__main__":
     elif args.suite in ("freedom", "lattice"):
         backbone(args.suite)
     else:
-        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned}[args.suite]()
+        {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
+         "tiktok-tuned-ablation": tiktok_tuned_ablation}[args.suite]()
