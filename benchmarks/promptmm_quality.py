@@ -110,7 +110,8 @@ def sizes(data: str) -> None:
     """Quality against student size: per seed, one PromptMM teacher of d_T = 64 (trained with its
     d-64 student), distilled again into students of d = 16 and 32 (a learned projection serves the
     embedding KD); each beside LightGCN alone at the same d. Serving cost: the served model's
-    top-20 latency for 200 users from its embedding tables (this process's CPU) and its parameters."""
+    top-20 latency for 1,000 random users (or all, if fewer) from its embedding tables (this process's CPU)
+    and its parameters."""
     conf, prefix = (("conf/promptmm.yaml", "syn") if data == "synthetic" else ("conf/promptmm_tiktok.yaml", "tiktok"))
     rows = {}
     for seed in (0, 1, 2):
@@ -126,13 +127,13 @@ def sizes(data: str) -> None:
             rows.setdefault(("student", d), []).append((student["val"], student["efficiency"]))
             rows.setdefault(("lightgcn", d), []).append((alone["val"], alone["efficiency"]))
     print(f"\n{data}: validation Recall@20 (mean +- sd over seeds 0-2), serving cost of the served model")
-    print("| model | d | Recall@20 | NDCG@20 | parameters | top-20 for 200 users, from tables (ms) |")
+    print("| model | d | Recall@20 | NDCG@20 | parameters | top-20 from tables (ms; users) |")
     print("|---|---|---|---|---|---|")
     for (kind, d), values in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         eff = values[0][1]
         role = eff and (eff.get("student") or eff.get("model"))
-        cost = (f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f}" if role and role.get("latency")
-                else "- | -")
+        cost = (f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f} ({role['latency']['users']:,})"
+                if role and role.get("latency") else "- | -")
         print(f"| {kind} | {d} | {mean_sd([v['recall@20'] for v, _ in values])} | "
               f"{mean_sd([v['ndcg@20'] for v, _ in values])} | {cost} |")
 
@@ -141,25 +142,29 @@ def tiktok_tuned() -> None:
     """Issue 13's TikTok table: each model with its sweep's champion settings (48 trials each, chosen
     on seed 0's validation; ``conf/*_tiktok_tuned.yaml``) retrained on seeds 0-2, each against
     LightGCN alone tuned with the same budget. The FREEDOM teacher trained on seed s is the teacher
-    of the students on seed s (d 64 and d 32). Rows whose tuned config is not committed yet (their
-    sweep has not finished) are left out, and the script says so."""
+    of the students on seed s (d 64, 32 and 16; the serving cost of each follows the table). Rows
+    whose tuned config is not committed yet (their sweep has not finished) are left out, and the
+    script says so."""
     rows: dict[str, list[dict]] = {}
-    teachers: list[str] = []
+    cost: dict[str, dict] = {}
     for seed in (0, 1, 2):
-        rows.setdefault("LightGCN alone", []).append(
-            run(f"tiktok-tuned-lightgcn-s{seed}", "conf/lightgcn_tiktok_tuned.yaml", f"train.seed={seed}")["val"])
+        base = run(f"tiktok-tuned-lightgcn-s{seed}", "conf/lightgcn_tiktok_tuned.yaml", f"train.seed={seed}")
+        rows.setdefault("LightGCN alone", []).append(base["val"])
+        cost.setdefault("LightGCN alone", base["efficiency"])
         if not (ROOT / "conf/freedom_tiktok_tuned.yaml").exists():
             continue
         alone = run(f"tiktok-tuned-freedom-s{seed}", "conf/freedom_tiktok_tuned.yaml", f"train.seed={seed}")
         rows.setdefault("FREEDOM alone (teacher)", []).append(alone["val"])
-        teachers.append(str(OUT / "runs" / alone["run_name"] / "freedom_best_model.pt"))
+        cost.setdefault("FREEDOM alone (teacher)", alone["efficiency"])
         if not (ROOT / "conf/promptmm_freedom_tiktok_tuned.yaml").exists():
             continue
-        for d in (64, 32):
+        teacher = OUT / "runs" / alone["run_name"] / "freedom_best_model.pt"
+        for d in (64, 32, 16):
             student = run(f"tiktok-tuned-freedom-student-d{d}-s{seed}", "conf/promptmm_freedom_tiktok_tuned.yaml",
                           f"train.seed={seed}", f"model.embedding_dim={d}",
-                          f"method.promptmm.teacher.checkpoint={teachers[-1]}")
+                          f"method.promptmm.teacher.checkpoint={teacher}")
             rows.setdefault(f"FREEDOM -> PromptMM student, d {d}", []).append(student["val"])
+            cost.setdefault(f"FREEDOM -> PromptMM student, d {d}", student["efficiency"])
     for missing in ("conf/freedom_tiktok_tuned.yaml", "conf/promptmm_freedom_tiktok_tuned.yaml"):
         if not (ROOT / missing).exists():
             print(f"{missing} is not committed yet (its sweep has not finished): its rows are left out")
@@ -171,6 +176,15 @@ def tiktok_tuned() -> None:
         print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | "
               f"{mean_sd([m['ndcg@20'] for m in ms])} | {sum(r) / sum(base):.3f} |")
     print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
+    print("\nServing cost of the served model (seed 0's run): parameters, and top-20 over all items for 1,000 "
+          "random users from its embedding tables (this machine's CPU, median of 5)")
+    print("| model | parameters | top-20 from tables (ms; users) |")
+    print("|---|---|---|")
+    for label, eff in cost.items():
+        role = eff and (eff.get("student") or eff.get("model"))
+        print(f"| {label} | " + (f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f} "
+                                  f"({role['latency']['users']:,}) |"
+                                  if role and role.get("latency") else "- | - |"))
 
 
 TUNED_ABLATIONS = (("full", ()),
