@@ -24,6 +24,14 @@ import json
 from runs import OUT, ROOT, add_common_args, apply_common_args, fmt, mean_sd, run
 
 
+def serving_cost(eff: dict | None) -> str:
+    """``parameters | top-20 ms (users)`` cells of a run's served model, from its efficiency report."""
+    role = eff and (eff.get("student") or eff.get("model"))
+    if not (role and role.get("latency")):
+        return "- | -"
+    return f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f} ({role['latency']['users']:,})"
+
+
 def teacher_of(result: dict) -> str:
     return str(OUT / "runs" / result["run_name"] / "teacher_best_model.pt")
 
@@ -130,12 +138,37 @@ def sizes(data: str) -> None:
     print("| model | d | Recall@20 | NDCG@20 | parameters | top-20 from tables (ms; users) |")
     print("|---|---|---|---|---|---|")
     for (kind, d), values in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        eff = values[0][1]
-        role = eff and (eff.get("student") or eff.get("model"))
-        cost = (f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f} ({role['latency']['users']:,})"
-                if role and role.get("latency") else "- | -")
         print(f"| {kind} | {d} | {mean_sd([v['recall@20'] for v, _ in values])} | "
-              f"{mean_sd([v['ndcg@20'] for v, _ in values])} | {cost} |")
+              f"{mean_sd([v['ndcg@20'] for v, _ in values])} | {serving_cost(values[0][1])} |")
+
+
+LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
+STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
+
+
+def tuned_baseline(seed: int) -> dict:
+    """LightGCN alone with its TikTok sweep's champion settings, on ``seed``."""
+    return run(f"tiktok-tuned-lightgcn-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}")
+
+
+def tuned_teacher(seed: int) -> tuple[dict, str]:
+    """FREEDOM alone with its sweep's champion settings on ``seed``: (its run, the
+    ``teacher.checkpoint`` override that makes it the teacher of that seed's students)."""
+    alone = run(f"tiktok-tuned-freedom-s{seed}", FREEDOM_TUNED, f"train.seed={seed}")
+    return alone, f"method.promptmm.teacher.checkpoint={OUT / 'runs' / alone['run_name'] / 'freedom_best_model.pt'}"
+
+
+def print_seed_table(rows: dict[str, list[dict]], first: str) -> None:
+    """One row per model: each seed's validation Recall@20 / NDCG@20, the means, and the mean
+    Recall@20 against the "LightGCN alone" row's; ``first`` heads the label column."""
+    base = [m["recall@20"] for m in rows["LightGCN alone"]]
+    print(f"\n| {first} | seed 0 | seed 1 | seed 2 | mean +- sd (Recall@20) | NDCG@20 | x LightGCN (means) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, ms in rows.items():
+        r = [m["recall@20"] for m in ms]
+        print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | "
+              f"{mean_sd([m['ndcg@20'] for m in ms])} | {sum(r) / sum(base):.3f} |")
+    print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
 
 
 def tiktok_tuned() -> None:
@@ -148,43 +181,31 @@ def tiktok_tuned() -> None:
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
     for seed in (0, 1, 2):
-        base = run(f"tiktok-tuned-lightgcn-s{seed}", "conf/lightgcn_tiktok_tuned.yaml", f"train.seed={seed}")
+        base = tuned_baseline(seed)
         rows.setdefault("LightGCN alone", []).append(base["val"])
         cost.setdefault("LightGCN alone", base["efficiency"])
-        if not (ROOT / "conf/freedom_tiktok_tuned.yaml").exists():
+        if not (ROOT / FREEDOM_TUNED).exists():
             continue
-        alone = run(f"tiktok-tuned-freedom-s{seed}", "conf/freedom_tiktok_tuned.yaml", f"train.seed={seed}")
+        alone, teacher = tuned_teacher(seed)
         rows.setdefault("FREEDOM alone (teacher)", []).append(alone["val"])
         cost.setdefault("FREEDOM alone (teacher)", alone["efficiency"])
-        if not (ROOT / "conf/promptmm_freedom_tiktok_tuned.yaml").exists():
+        if not (ROOT / STUDENT_TUNED).exists():
             continue
-        teacher = OUT / "runs" / alone["run_name"] / "freedom_best_model.pt"
         for d in (64, 32, 16):
-            student = run(f"tiktok-tuned-freedom-student-d{d}-s{seed}", "conf/promptmm_freedom_tiktok_tuned.yaml",
-                          f"train.seed={seed}", f"model.embedding_dim={d}",
-                          f"method.promptmm.teacher.checkpoint={teacher}")
+            student = run(f"tiktok-tuned-freedom-student-d{d}-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
+                          f"model.embedding_dim={d}", teacher)
             rows.setdefault(f"FREEDOM -> PromptMM student, d {d}", []).append(student["val"])
             cost.setdefault(f"FREEDOM -> PromptMM student, d {d}", student["efficiency"])
-    for missing in ("conf/freedom_tiktok_tuned.yaml", "conf/promptmm_freedom_tiktok_tuned.yaml"):
+    for missing in (FREEDOM_TUNED, STUDENT_TUNED):
         if not (ROOT / missing).exists():
             print(f"{missing} is not committed yet (its sweep has not finished): its rows are left out")
-    base = [m["recall@20"] for m in rows["LightGCN alone"]]
-    print("\n| model | seed 0 | seed 1 | seed 2 | mean +- sd (Recall@20) | NDCG@20 | x LightGCN (means) |")
-    print("|---|---|---|---|---|---|---|")
-    for label, ms in rows.items():
-        r = [m["recall@20"] for m in ms]
-        print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | "
-              f"{mean_sd([m['ndcg@20'] for m in ms])} | {sum(r) / sum(base):.3f} |")
-    print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
+    print_seed_table(rows, "model")
     print("\nServing cost of the served model (seed 0's run): parameters, and top-20 over all items for 1,000 "
           "random users from its embedding tables (this machine's CPU, median of 5)")
     print("| model | parameters | top-20 from tables (ms; users) |")
     print("|---|---|---|")
     for label, eff in cost.items():
-        role = eff and (eff.get("student") or eff.get("model"))
-        print(f"| {label} | " + (f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f} "
-                                  f"({role['latency']['users']:,}) |"
-                                  if role and role.get("latency") else "- | - |"))
+        print(f"| {label} | {serving_cost(eff)} |")
 
 
 TUNED_ABLATIONS = (("full", ()),
@@ -199,32 +220,23 @@ def tiktok_tuned_ablation() -> None:
     """The ablations of issue 13's best pair on TikTok: the tuned FREEDOM teacher of seed s (the run
     of ``tiktok-tuned``) into the d-64 student of ``conf/promptmm_freedom_tiktok_tuned.yaml``, with
     each part switched off in turn; seeds 0-2, each beside LightGCN alone (tuned)."""
-    if not (ROOT / "conf/promptmm_freedom_tiktok_tuned.yaml").exists():
-        raise SystemExit("conf/promptmm_freedom_tiktok_tuned.yaml is not committed yet (the KD sweep has not finished)")
+    if not (ROOT / STUDENT_TUNED).exists():
+        raise SystemExit(f"{STUDENT_TUNED} is not committed yet (the KD sweep has not finished)")
     from raymm.config import load_config
 
-    tuned = "conf/promptmm_freedom_tiktok_tuned.yaml"
+    champion = load_config([str(ROOT / STUDENT_TUNED)])
     variants = [(label, o) for label, o in TUNED_ABLATIONS  # a part the champion already leaves off is no ablation
-                if not o or load_config([str(ROOT / tuned)], list(o)) != load_config([str(ROOT / tuned)])]
+                if not o or load_config([str(ROOT / STUDENT_TUNED)], list(o)) != champion]
     rows: dict[str, list[dict]] = {}
     for seed in (0, 1, 2):
-        rows.setdefault("LightGCN alone", []).append(
-            run(f"tiktok-tuned-lightgcn-s{seed}", "conf/lightgcn_tiktok_tuned.yaml", f"train.seed={seed}")["val"])
-        alone = run(f"tiktok-tuned-freedom-s{seed}", "conf/freedom_tiktok_tuned.yaml", f"train.seed={seed}")
-        teacher = f"method.promptmm.teacher.checkpoint={OUT / 'runs' / alone['run_name'] / 'freedom_best_model.pt'}"
+        rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
+        _, teacher = tuned_teacher(seed)
         for label, overrides in variants:
             name = ("tiktok-tuned-freedom-student-d64" if label == "full"
                     else "tiktok-tuned-abl-" + label.replace("w/o ", "no-").replace(" ", "-"))
-            rows.setdefault(label, []).append(run(f"{name}-s{seed}", tuned,
-                                                  f"train.seed={seed}", "model.embedding_dim=64", teacher,
-                                                  *overrides)["val"])
-    base = [m["recall@20"] for m in rows["LightGCN alone"]]
-    print("\n| student variant | seed 0 | seed 1 | seed 2 | mean +- sd (Recall@20) | x LightGCN (means) |")
-    print("|---|---|---|---|---|---|")
-    for label, ms in rows.items():
-        r = [m["recall@20"] for m in ms]
-        print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | {sum(r) / sum(base):.3f} |")
-    print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
+            rows.setdefault(label, []).append(run(f"{name}-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
+                                                  "model.embedding_dim=64", teacher, *overrides)["val"])
+    print_seed_table(rows, "student variant")
 
 
 if __name__ == "__main__":
