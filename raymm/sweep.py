@@ -199,19 +199,27 @@ def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
 
 def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str, metric: str) -> list[str]:
     """PNGs: the selection metric ``metric`` against each temperature and the prompt size (when
-    searched), and a parallel-coordinates plot over all searched keys."""
+    searched; points coloured by the first searched choice, if any), and a parallel-coordinates plot
+    over all searched keys."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
+    # the first searched choice (init_from_teacher, say) colours the points: a choice often splits trials in two
+    hue = next((k for k, p in sweep.space.items() if p.type in ("choice", "grid") and k in table), None)
     for key in [k for k in sweep.space if k.split(".")[-1] in ("tau_pair", "tau_list", "size", "temperature")]:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.scatter(table[key].astype(float), table[metric])
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        groups = [(None, table)] if hue is None else [(v, table[table[hue] == v]) for v in table[hue].unique()]
+        for value, rows in groups:
+            ax.scatter(rows[key].astype(float), rows[metric],
+                       label=None if hue is None else f"{hue.split('.')[-1]}={value}")
         if "tau" in key:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=f"best {metric}", title=f"{metric} vs {key}")
+        ax.set(xlabel=key, ylabel=f"best {metric}", title=f"{metric} vs {key.split('.')[-1]} ({len(table)} trials)")
+        if hue is not None:
+            ax.legend(fontsize=8)
         fig.tight_layout()
         path = os.path.join(out_dir, f"{metric}_vs_{key.replace('.', '_')}.png")
         fig.savefig(path, dpi=100)

@@ -262,6 +262,39 @@ def test_searched_columns_plot_as_numbers():
     assert _as_numbers(pd.Series(["mean", "sum", "mean"])).tolist() == [0.0, 1.0, 0.0]
 
 
+def test_temperature_plots_split_trials_by_the_searched_choice(tmp_path):
+    """Each temperature gets its own PNG, with one point series per value of the searched choice."""
+    import matplotlib.pyplot as plt
+
+    from raymm.sweep import plots
+    from raymm.tuning import SweepConfig
+
+    sweep = SweepConfig(space={"method.promptmm.distill.tau_pair": {"type": "loguniform", "low": 0.1, "high": 10},
+                               "method.promptmm.distill.init_from_teacher": {"type": "choice", "values": [False, True]},
+                               "train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}})
+    table = pd.DataFrame({"method.promptmm.distill.tau_pair": [0.2, 1.0, 5.0],
+                          "method.promptmm.distill.init_from_teacher": [True, False, True],
+                          "train.lr": [1e-3, 2e-3, 3e-3], "val_recall_at_20": [0.11, 0.08, 0.10]})
+    seen = []
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, path, **kw):  # what each figure drew, as it is saved
+        seen.append((os.path.basename(path), sorted(len(c.get_offsets()) for c in fig.axes[0].collections),
+                     [t.get_text() for t in fig.axes[0].get_legend().get_texts()] if fig.axes[0].get_legend() else []))
+        return real_savefig(fig, path, **kw)
+
+    plt.Figure.savefig = savefig
+    try:
+        paths = plots(table, sweep, str(tmp_path), "val_recall_at_20")
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert [os.path.basename(p) for p in paths] == [
+        "val_recall_at_20_vs_method_promptmm_distill_tau_pair.png", "parallel_coordinates.png"]
+    assert all(os.path.getsize(p) > 0 for p in paths)
+    assert seen[0] == ("val_recall_at_20_vs_method_promptmm_distill_tau_pair.png", [1, 2],
+                       ["init_from_teacher=True", "init_from_teacher=False"])
+
+
 def test_a_sweep_whose_trials_all_fail_names_the_real_cause(tmp_path):
     """Every trial diverges (lr = inf): the sweep ends with one line giving the trials' own error."""
     path = _sweep_file(tmp_path, name="diverging", lrs=(float("inf"),))
