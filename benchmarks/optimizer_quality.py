@@ -4,6 +4,10 @@ propagation every row is read at every step), Adam against LazyAdam, per seed; v
 NDCG@20 at the best validation epoch, and each run's steady seconds per epoch.
 
     .venv/bin/python benchmarks/optimizer_quality.py [--seeds 0 1 2] [--data default|1m]
+    .venv/bin/python benchmarks/optimizer_quality.py --data 1m --variants lazy_adam lazy_adam:5,5   # smaller fan-outs
+
+``--variants``: ``optimizer[:fan-outs]`` columns (default ``adam lazy_adam``, with the config's fan-outs 10,10);
+the first is the reference the others are counted against.
 
 Both optimizers run every epoch (``train.patience`` = the epochs: no early stop). The synthetic
 default has a plateau at about 0.19 Recall@20 (the popular items) from epoch 2 to about 11 before
@@ -31,30 +35,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--data", choices=sorted(DATA), default="default")
+    parser.add_argument("--variants", nargs="+", default=["adam", "lazy_adam"], help="optimizer[:fan-outs] columns")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
     prefix, data, epochs = DATA[args.data]
-    rows: dict[str, list] = {"adam": [], "lazy_adam": []}
+    rows: dict[str, list] = {v: [] for v in args.variants}
     for seed in args.seeds:
-        for opt in rows:
-            result = run(f"{prefix}-lightgcn-sampled-{opt}-nostop-s{seed}", "conf/lightgcn.yaml",
+        for variant in rows:
+            opt, _, fanouts = variant.partition(":")
+            tag = f"-f{fanouts.replace(',', 'x')}" if fanouts else ""  # no tag: conf/lightgcn.yaml's fan-outs
+            result = run(f"{prefix}-lightgcn-sampled-{opt}{tag}-nostop-s{seed}", "conf/lightgcn.yaml",
                          "train.propagation=sampled", f"train.optimizer={opt}", f"train.seed={seed}", *data,
-                         f"train.epochs={epochs}", f"train.patience={epochs}")
-            rows[opt].append((result["val"], result["efficiency"]["model"]["seconds_per_epoch"],
-                              result["best_epoch"]))  # 1-based in metrics.json
+                         f"train.epochs={epochs}", f"train.patience={epochs}",
+                         *([f"train.fanouts=[{fanouts}]"] if fanouts else []))
+            rows[variant].append((result["val"], result["efficiency"]["model"]["seconds_per_epoch"],
+                                  result["best_epoch"]))  # 1-based in metrics.json
     print(f"\nLightGCN, sampled propagation, data {args.data}: validation Recall@20 / NDCG@20 (best epoch; "
           "steady s/epoch)")
-    print("| seed | Adam | LazyAdam |")
-    print("|---|---|---|")
+    print("| seed | " + " | ".join(rows) + " |")
+    print("|---|" + "---|" * len(rows))
     for i, seed in enumerate(args.seeds):
         print(f"| {seed} | " + " | ".join(f"{fmt(r[i][0])} (epoch {r[i][2]}; {r[i][1]:.2f} s)" for r in rows.values())
               + " |")
     print("| mean +- sd (Recall@20) | " + " | ".join(mean_sd([x[0]["recall@20"] for x in r]) for r in rows.values())
           + " |")
-    wins = sum(b[0]["recall@20"] >= a[0]["recall@20"] for a, b in zip(rows["adam"], rows["lazy_adam"]))
-    print(f"LazyAdam >= Adam on {wins}/{len(args.seeds)} seeds")
-
+    first, *others = rows
+    for other in others:
+        wins = sum(b[0]["recall@20"] >= a[0]["recall@20"] for a, b in zip(rows[first], rows[other]))
+        print(f"{other} >= {first} on {wins}/{len(args.seeds)} seeds")
 
 if __name__ == "__main__":
     main()
