@@ -65,5 +65,6 @@ def main() -> None:
         wins = sum(b[0]["recall@20"] >= a[0]["recall@20"] for a, b in zip(rows[first], rows[other]))
         print(f"{other} >= {first} on {wins}/{len(args.seeds)} seeds")
 
+
 if __name__ == "__main__":
     main()

@@ -262,7 +262,7 @@ def test_searched_columns_plot_as_numbers():
     assert _as_numbers(pd.Series(["mean", "sum", "mean"])).tolist() == [0.0, 1.0, 0.0]
 
 
-def test_temperature_plots_split_trials_by_the_searched_choice(tmp_path):
+def test_temperature_plots_split_trials_by_the_searched_choice(tmp_path, monkeypatch):
     """Each temperature gets its own PNG, with one point series per value of the searched choice."""
     import matplotlib.pyplot as plt
 
@@ -283,11 +283,8 @@ def test_temperature_plots_split_trials_by_the_searched_choice(tmp_path):
                      [t.get_text() for t in fig.axes[0].get_legend().get_texts()] if fig.axes[0].get_legend() else []))
         return real_savefig(fig, path, **kw)
 
-    plt.Figure.savefig = savefig
-    try:
-        paths = plots(table, sweep, str(tmp_path), "val_recall_at_20")
-    finally:
-        plt.Figure.savefig = real_savefig
+    monkeypatch.setattr(plt.Figure, "savefig", savefig)
+    paths = plots(table, sweep, str(tmp_path), "val_recall_at_20")
     assert [os.path.basename(p) for p in paths] == [
         "val_recall_at_20_vs_method_promptmm_distill_tau_pair.png", "parallel_coordinates.png"]
     assert all(os.path.getsize(p) > 0 for p in paths)
