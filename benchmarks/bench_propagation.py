@@ -88,7 +88,7 @@ def bare_vs_model(config: str, repeats: int) -> None:
     cfg = load_config([config], [])
     shared = build_shared(prepare_dataset(cfg), cfg)
     g = shared.graph
-    adj = g.normalized_adjacency()
+    adj = g.normalized_adjacency().mat.to_sparse()  # the same matrix as a COO tensor
     h0 = torch.randn(g.num_nodes, 64, requires_grad=True)
     full = make_batch(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((1, 1), np.int64), g.num_users,
                       FullNeighbourhood(g, 2))

@@ -22,6 +22,7 @@ from torch import nn
 
 from raymm.evaluation import topk_items
 from raymm.graph import TrainGraph
+from raymm.sparse import SparseAdj
 
 
 def count_parameters(module: nn.Module, exclude_prefix: str | None = None) -> int:
@@ -39,7 +40,7 @@ def _median_seconds(fn, repeats: int) -> float:
 
 
 @torch.no_grad()
-def serving_latency(model: nn.Module, adj: torch.Tensor, graph: TrainGraph, num_users: int = 1000, k: int = 20,
+def serving_latency(model: nn.Module, adj: SparseAdj, graph: TrainGraph, num_users: int = 1000, k: int = 20,
                     repeats: int = 5, seed: int = 0) -> dict[str, float]:
     """Seconds for top-``k`` over all items for ``num_users`` random users (see module docstring)."""
     model.eval()

@@ -1,6 +1,6 @@
 """The user-item training graph: built once (numpy CSR), shared by the workers on a node through
-the Ray object store, turned into a DGL graph for sampling and into a torch sparse matrix for
-full-graph propagation.
+the Ray object store, turned into a DGL graph for sampling and into a sparse matrix (:class:`~raymm.sparse.SparseAdj`)
+for full-graph propagation.
 
 Node ids: users are ``0 .. U-1``, items are ``U .. U+I-1``. Edges: every TRAIN interaction, in both
 directions (never validation or test). Rows of the CSR are sorted, so ``indices[indptr[u]:indptr[u+1]]``
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from raymm.sparse import SparseAdj
 
 
 @dataclass
@@ -65,15 +67,15 @@ class TrainGraph:
         deg = torch.from_numpy(self.degree.copy())
         return torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
 
-    def normalized_adjacency(self, device: torch.device | str = "cpu", normalization: str = "symmetric") -> torch.Tensor:
+    def normalized_adjacency(self, device: torch.device | str = "cpu", normalization: str = "symmetric") -> SparseAdj:
         """Sparse ``D^-1/2 A D^-1/2`` of shape (U+I, U+I) (LightGCN, He et al. 2020, eq. 7), or with
         ``normalization="left"`` the public PromptMM code's ``D^-1/2 A`` (rows scaled only)."""
         norm = self.inv_sqrt_degree()
         rows = torch.repeat_interleave(torch.arange(self.num_nodes), torch.from_numpy(np.diff(self.indptr)))
         cols = torch.from_numpy(np.array(self.indices))
         values = norm[rows] * (norm[cols] if normalization == "symmetric" else 1.0)
-        adj = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (self.num_nodes, self.num_nodes))
-        return adj.coalesce().to(device)
+        n = self.num_nodes
+        return SparseAdj.from_coo(rows, cols, values, (n, n), symmetric=normalization == "symmetric").to(device)
 
     def to_dgl(self):
         """A DGL graph (CPU) over the same edges, for neighbour sampling."""

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from raymm.graph import TrainGraph
+from raymm.sparse import SparseAdj
 
 
 @dataclass
@@ -36,9 +37,10 @@ class Block:
         edge_src: (E,) index into ``src_nid``.
         edge_dst: (E,) index into the first ``num_dst`` nodes.
         edge_weight: (E,) float32 weights (see module docstring).
-        adj: (num_dst, n_src) sparse COO matrix of the same edges and weights; when set, propagation
-            is one ``torch.sparse.mm`` with it (4-5x faster than gathering and ``index_add`` on the
-            edge lists, forward and backward, on TikTok blocks).
+        adj: (num_dst, n_src) sparse matrix of the same edges and weights (:class:`~raymm.sparse.
+            SparseAdj`, CSR with its transpose); when set, propagation is one sparse product with it
+            (4-5x faster than gathering and ``index_add`` on the edge lists, forward and backward,
+            on TikTok blocks, already as COO ``torch.sparse.mm``).
     """
 
     src_nid: torch.Tensor
@@ -46,7 +48,7 @@ class Block:
     edge_src: torch.Tensor
     edge_dst: torch.Tensor
     edge_weight: torch.Tensor
-    adj: torch.Tensor | None = None
+    adj: SparseAdj | None = None
 
     def to(self, device: torch.device | str) -> "Block":
         return Block(self.src_nid.to(device), self.num_dst, self.edge_src.to(device), self.edge_dst.to(device),
@@ -116,8 +118,14 @@ class NeighbourSampler:
             sampled = block.in_degrees().to(torch.float32)
             d = dst_nid[ed]
             weight = self.src_scale[src_nid[es]] * self.inv_sqrt[d] * (self.degree[d] / sampled[ed])
-            # the same edges as a sparse (dst x src) matrix: sparse products beat index_add 4-5x
-            adj = torch.sparse_coo_tensor(torch.stack([ed, es]), weight, (len(dst_nid), len(src_nid))).coalesce()
+            # the same edges as a sparse (dst x src) matrix, A from the block's in-edges and A^T
+            # from its out-edges, both CSR as DGL already holds them (2.2x faster than sorting COO
+            # entries into CSR); sparse products beat index_add 4-5x
+            indptr, indices, eid = block.adj_tensors("csc")
+            indptr_t, indices_t, eid_t = block.adj_tensors("csr")
+            n_dst, n_src = len(dst_nid), len(src_nid)
+            adj = SparseAdj(torch.sparse_csr_tensor(indptr, indices, weight[eid], (n_dst, n_src)),
+                            torch.sparse_csr_tensor(indptr_t, indices_t, weight[eid_t], (n_src, n_dst)))
             blocks.insert(0, Block(src_nid, len(dst_nid), es, ed, weight, adj))
             frontier_nodes = src_nid
         return blocks
@@ -129,7 +137,7 @@ class FullNeighbourhood:
     A batch then carries one :class:`Block` per layer holding the whole normalised adjacency
     (``d_i^-1/2 d_j^-1/2``, or ``d_i^-1/2`` for ``left``) as a sparse matrix, every node is a seed
     in node-id order, and the batch's own users and items are listed in ``Batch.nodes``. A step costs
-    ``L`` sparse products over E edges (``torch.sparse.mm``), which beats sampling when the graph is
+    ``L`` sparse products over E edges (:class:`~raymm.sparse.SparseAdj`), which beats sampling when the graph is
     small (see :func:`choose`); the result equals full-graph inference exactly.
 
     Args:

@@ -38,6 +38,7 @@ from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
 from raymm.sampling import Batch
+from raymm.sparse import SparseAdj
 
 
 def item_knn_graph(features: dict[str, np.ndarray], k: int, weights: dict[str, float] | None = None,
@@ -165,7 +166,7 @@ class Freedom(nn.Module):
             modal[m] = f
         return TeacherOutput(emb, ego_all[:num_seeds], modal, None)
 
-    def full(self, adj: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def full(self, adj: SparseAdj) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Full-graph inference: ((N, d) e, m -> (N, d) f^m) for all N = U + I nodes."""
         emb = mean_of_layers_full(self.embedding.weight, adj, self.num_layers)
         emb = torch.cat([emb[:self.num_users], emb[self.num_users:] + self._item_conv(None)])
@@ -173,7 +174,7 @@ class Freedom(nn.Module):
         return emb, modal
 
     @torch.no_grad()
-    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:
         """((U, d) users, (I, d) items), for ranking."""
         emb, _ = self.full(adj)
         return emb[: self.num_users], emb[self.num_users:]

@@ -41,6 +41,7 @@ from raymm.models.promptmm import TeacherOutput
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
 from raymm.sampling import Batch
+from raymm.sparse import SparseAdj
 
 
 def _knn_entries(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -173,7 +174,7 @@ class Lattice(nn.Module):
             f[~is_item] = emb[~is_item]  # f^m_u = e_u
         return TeacherOutput(emb, ego_all[:num_seeds], modal, None)
 
-    def full(self, adj: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def full(self, adj: SparseAdj) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Full-graph inference: ((N, d) e, m -> (N, d) f^m) for all N = U + I nodes."""
         fused, own = self._current_graphs()
         e_bar = mean_of_layers_full(self.embedding.weight, adj, self.num_layers)
@@ -183,7 +184,7 @@ class Lattice(nn.Module):
         return emb, modal
 
     @torch.no_grad()
-    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:
         """((U, d) users, (I, d) items), for ranking."""
         emb, _ = self.full(adj)
         return emb[: self.num_users], emb[self.num_users:]

@@ -8,6 +8,7 @@ from torch import nn
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
 from raymm.sampling import Batch
+from raymm.sparse import SparseAdj
 
 
 @register("lightgcn", version=1)
@@ -63,7 +64,7 @@ class LightGCN(nn.Module):
         return mean_of_layers_sampled(h0, batch.layers(self.num_layers), num_seeds), h0[:num_seeds]
 
     @torch.no_grad()
-    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer-wise full-graph inference: ((U, d) users, (I, d) items)."""
         e = mean_of_layers_full(self.embedding.weight, adj, self.num_layers)
         return e[: self.num_users], e[self.num_users:]

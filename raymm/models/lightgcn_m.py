@@ -9,6 +9,7 @@ from raymm.models.extractors import StudentExtractor, register_features, split_f
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
 from raymm.models.registry import register
 from raymm.sampling import Batch
+from raymm.sparse import SparseAdj
 
 
 @register("lightgcn_m", version=1)
@@ -89,7 +90,7 @@ class LightGCNM(nn.Module):
         return mean_of_layers_sampled(h0, batch.layers(self.num_layers), num_seeds), ego[:num_seeds]
 
     @torch.no_grad()
-    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer-wise full-graph inference: ((U, d) users, (I, d) items)."""
         nodes = torch.arange(self.num_users + self.num_items, device=self.embedding.weight.device)
         h0, _ = self._layer0(nodes)

@@ -33,6 +33,7 @@ from raymm.models.extractors import StudentExtractor, register_features
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
 from raymm.models.registry import register
 from raymm.sampling import Batch
+from raymm.sparse import SparseAdj, spmm
 
 
 @dataclass
@@ -204,15 +205,15 @@ class PromptMMTeacher(nn.Module):
         emb = id_out + self.a_mc * sum(F.normalize(f, dim=1) for f in modal.values())
         return TeacherOutput(emb, ego_all[:num_seeds], modal, prompt)
 
-    def full(self, adj: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def full(self, adj: SparseAdj) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Full-graph layer-wise inference: ((N, d) e^T, m -> (N, d) f^m) for all N = U + I nodes."""
         p_all, summary = (None, None) if self.prompt is None else (lambda p: (p, self._summary(p)))(self.prompt.items())
         all_nodes = torch.arange(self.num_users + self.num_items, device=self.embedding.weight.device)
         modal = {}
         for m in self.modalities:
             x = self._item_signal(m, all_nodes, p_all, summary)
-            user_side = torch.sparse.mm(adj, x)
-            modal[m] = user_side + torch.sparse.mm(adj, user_side)
+            user_side = spmm(adj, x)
+            modal[m] = user_side + spmm(adj, user_side)
         h0 = self.embedding.weight
         if self.prompt is not None:
             h0 = h0 + self.a_sp * F.normalize(self._node_prompts(all_nodes, p_all), dim=1)
@@ -221,7 +222,7 @@ class PromptMMTeacher(nn.Module):
         return emb, modal
 
     @torch.no_grad()
-    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:
         """((U, d) users, (I, d) items) teacher embeddings, for ranking."""
         emb, _ = self.full(adj)
         return emb[: self.num_users], emb[self.num_users:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from raymm.sampling import Block
+from raymm.sparse import SparseAdj, spmm
 
 
 def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
@@ -20,7 +21,7 @@ def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
         (num_dst, d) embeddings of its destination nodes.
     """
     if block.adj is not None:  # the same sum as a sparse product (sampled blocks, full propagation)
-        return torch.sparse.mm(block.adj, h_src)
+        return block.adj @ h_src
     out = torch.zeros(block.num_dst, h_src.shape[1], dtype=h_src.dtype, device=h_src.device)
     return out.index_add_(0, block.edge_dst, h_src[block.edge_src] * block.edge_weight.unsqueeze(1))
 
@@ -44,12 +45,12 @@ def mean_of_layers_sampled(h0: torch.Tensor, blocks: list[Block], num_seeds: int
     return total / (len(blocks) + 1)
 
 
-def mean_of_layers_full(h0: torch.Tensor, adj: torch.Tensor, num_layers: int) -> torch.Tensor:
+def mean_of_layers_full(h0: torch.Tensor, adj: SparseAdj, num_layers: int) -> torch.Tensor:
     """LightGCN layer combination on the full graph: ``mean_l A^l h0`` for l = 0..L.
 
     Args:
         h0: (N, d) layer-0 embeddings of all nodes.
-        adj: (N, N) sparse normalised adjacency.
+        adj: (N, N) sparse normalised adjacency (:class:`~raymm.sparse.SparseAdj` or a torch sparse tensor).
 
     Returns:
         (N, d).
@@ -57,6 +58,6 @@ def mean_of_layers_full(h0: torch.Tensor, adj: torch.Tensor, num_layers: int) ->
     h = h0
     total = h0
     for _ in range(num_layers):
-        h = torch.sparse.mm(adj, h)
+        h = spmm(adj, h)
         total = total + h
     return total / (num_layers + 1)

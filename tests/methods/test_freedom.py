@@ -82,7 +82,7 @@ def test_loss_trains_ids_and_projections_and_each_epoch_prunes_anew():
     assert e0 == 2 * int(shared.graph.user_items()[1].size * 0.5)
     task.start_epoch(0, 1)
     assert not np.array_equal(first.g.edges()[0].numpy(), task.neighbours.g.edges()[0].numpy())
-    assert task.adj._nnz() == len(shared.graph.indices)  # evaluation keeps every edge
+    assert task.adj.nnz() == len(shared.graph.indices)  # evaluation keeps every edge
     rows = {"user_id": np.repeat(np.arange(5), 2), "item_id": shared.graph.user_items()[1][:10]}
     loss, parts = task.loss(task.module, task.batch_from_rows(rows))
     loss.backward()

@@ -12,6 +12,7 @@ from raymm.models.lightgcn_m import LightGCNM
 from raymm.models.registry import register
 from raymm.models.text_encoder import DIM, TextEncoder
 from raymm.sampling import Batch
+from raymm.sparse import SparseAdj
 
 TOKEN_KEYS = ("input_ids", "attention_mask")
 
@@ -128,7 +129,7 @@ class PTMRecModel(nn.Module):
         return cache.cache
 
     @torch.no_grad()
-    def full_embeddings(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:
         """((U, d) users, (I, d) items) with every item's text re-encoded."""
         self.rec.text = self.item_text()
         try:

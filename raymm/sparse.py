@@ -1,0 +1,84 @@
+"""Fixed sparse matrices for graph propagation: ``A @ h`` with a cheap backward.
+
+A normalised adjacency (full graph or a sampled block) never needs a gradient of its own; only the
+dense operand does, and that gradient is ``A^T g``. :class:`SparseAdj` keeps ``A`` and ``A^T`` as CSR
+tensors, built once, so that both the forward and the backward are one CSR product. A COO
+``torch.sparse.mm`` does the same sums, but its backward transposes and re-sorts the matrix at every
+call: on TikTok's full adjacency (16,018 nodes, 119,082 non-zeros, d = 64, 2 layers, forward and
+backward, 2 threads, idle 2-core machine, median of 20) the COO products took 20.1 ms and the CSR
+pair 4.5 ms; the forward alone 5.5 against 1.3 ms.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+# torch 2.2 warns once per process that CSR support is "beta"; the two operations used here
+# (COO -> CSR conversion, CSR @ dense) are checked against COO products by the tests.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+
+class _SpMM(torch.autograd.Function):
+    """``A @ h`` for a constant A given as CSR ``mat`` (n_dst, n_src) and ``mat_t`` (n_src, n_dst)."""
+
+    @staticmethod
+    def forward(ctx, mat: torch.Tensor, mat_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        ctx.mat_t = mat_t
+        return mat @ h
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None, ctx.mat_t @ grad
+
+
+class SparseAdj:
+    """A constant (n_dst, n_src) sparse matrix A that propagates dense rows: ``adj @ h`` (h: (n_src,
+    d) -> (n_dst, d)), with gradients for h only.
+
+    Args:
+        mat: A as a CSR tensor.
+        mat_t: A^T as a CSR tensor, or None when A is symmetric (A^T is then ``mat`` itself, stored once).
+    """
+
+    def __init__(self, mat: torch.Tensor, mat_t: torch.Tensor | None = None):
+        self.mat = mat
+        self.mat_t = mat if mat_t is None else mat_t
+
+    @classmethod
+    def from_coo(cls, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int],
+                 symmetric: bool = False) -> "SparseAdj":
+        """A from its entries (duplicates summed); ``symmetric``: the caller knows A = A^T."""
+        mat = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape).to_sparse_csr()
+        if symmetric:
+            return cls(mat)
+        mat_t = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, (shape[1], shape[0])).to_sparse_csr()
+        return cls(mat, mat_t)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.mat.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.mat.device
+
+    def nnz(self) -> int:
+        return int(self.mat._nnz())
+
+    def to(self, device: torch.device | str) -> "SparseAdj":
+        mat = self.mat.to(device)
+        return SparseAdj(mat, None if self.mat_t is self.mat else self.mat_t.to(device))
+
+    def to_dense(self) -> torch.Tensor:
+        return self.mat.to_dense()
+
+    def __matmul__(self, h: torch.Tensor) -> torch.Tensor:
+        return _SpMM.apply(self.mat, self.mat_t, h)
+
+
+def spmm(adj: "SparseAdj | torch.Tensor", h: torch.Tensor) -> torch.Tensor:
+    """``adj @ h`` for a :class:`SparseAdj` or a torch sparse tensor (``torch.sparse.mm``, with a
+    gradient for its values too)."""
+    return adj @ h if isinstance(adj, SparseAdj) else torch.sparse.mm(adj, h)
