@@ -12,7 +12,7 @@ interleaved ``--repeats`` times; medians are printed in ms, with the edge-work r
 sampled estimate that ``auto`` compares with 1/4.
 
 Part 2 (issue 14's propagation target: within 1.2x of a bare sparse product): 2-layer propagation,
-forward + backward, d = 64, of (a) ``torch.sparse.mm`` twice on the normalised adjacency, (b)
+forward + backward, d = 64, of (a) a COO ``torch.sparse.mm`` twice on the normalised adjacency, (b)
 ``raymm.models.propagation.mean_of_layers_sampled`` on a full-propagation batch (what the models
 run in ``full`` mode), (c) the same on a fan-out -1 sampled batch of all nodes through the edge
 lists (``index_add``, the path before sparse blocks).

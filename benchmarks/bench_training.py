@@ -1,5 +1,5 @@
 """Training cost as the graph grows: raymm's sampled mini-batch LightGCN (Adam or LazyAdam, with or
-without batches built ahead in a thread) vs full-graph propagation (``torch.sparse.mm`` over the
+without batches built ahead in a thread) vs full-graph propagation (sparse products over the
 whole graph at every step).
 
     .venv/bin/python benchmarks/bench_training.py                      # 100k, 1M, 10M interactions

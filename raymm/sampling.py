@@ -174,10 +174,10 @@ def choose(graph: TrainGraph, fanouts: list[int], batch_size: int, propagation: 
     and negatives of a batch of B, fan-outs input first) plus DGL's per-batch overhead. ``auto``
     picks full when ``L x E`` is at most a quarter of that estimate; a fan-out of -1 counts as
     unbounded. The quarter is measured (``benchmarks/bench_propagation.py``, one process, 2 threads,
-    batch + step, idle 2-core machine, 2026-11-23): on the synthetic default (ratio 0.20) full vs
-    sampled is LightGCN 8.8 vs 12.0 ms, SGFD 14.8 vs 18.1 ms, PromptMM teacher 30.6 vs 28.9 ms; on
-    TikTok (ratio 0.70) LightGCN 28.3 vs 16.2 ms, SGFD 47.8 vs 29.3 ms, PromptMM teacher 125.8 vs
-    53.2 ms (feature models propagate every modality over the whole graph).
+    batch + step, idle 2-core machine, 2026-12-02): on the synthetic default (ratio 0.20) full vs
+    sampled is LightGCN 4.1 vs 8.1 ms, SGFD 10.2 vs 14.8 ms, PromptMM teacher 15.3 vs 19.3 ms; on
+    TikTok (ratio 0.70) LightGCN 14.8 vs 12.2 ms, SGFD 33.0 vs 24.1 ms, PromptMM teacher 82.1 vs
+    41.2 ms (feature models propagate every modality over the whole graph).
     """
     if propagation != "auto":
         return propagation
