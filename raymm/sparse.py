@@ -77,8 +77,3 @@ class SparseAdj:
     def __matmul__(self, h: torch.Tensor) -> torch.Tensor:
         return _SpMM.apply(self.mat, self.mat_t, h)
 
-
-def spmm(adj: "SparseAdj | torch.Tensor", h: torch.Tensor) -> torch.Tensor:
-    """``adj @ h`` for a :class:`SparseAdj` or a torch sparse tensor (``torch.sparse.mm``, with a
-    gradient for its values too)."""
-    return adj @ h if isinstance(adj, SparseAdj) else torch.sparse.mm(adj, h)

@@ -33,7 +33,7 @@ from raymm.models.extractors import StudentExtractor, register_features
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
 from raymm.models.registry import register
 from raymm.sampling import Batch
-from raymm.sparse import SparseAdj, spmm
+from raymm.sparse import SparseAdj
 
 
 @dataclass
@@ -212,8 +212,8 @@ class PromptMMTeacher(nn.Module):
         modal = {}
         for m in self.modalities:
             x = self._item_signal(m, all_nodes, p_all, summary)
-            user_side = spmm(adj, x)
-            modal[m] = user_side + spmm(adj, user_side)
+            user_side = adj @ x
+            modal[m] = user_side + adj @ user_side
         h0 = self.embedding.weight
         if self.prompt is not None:
             h0 = h0 + self.a_sp * F.normalize(self._node_prompts(all_nodes, p_all), dim=1)

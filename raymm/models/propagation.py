@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from raymm.sampling import Block
-from raymm.sparse import SparseAdj, spmm
+from raymm.sparse import SparseAdj
 
 
 def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
@@ -50,7 +50,7 @@ def mean_of_layers_full(h0: torch.Tensor, adj: SparseAdj, num_layers: int) -> to
 
     Args:
         h0: (N, d) layer-0 embeddings of all nodes.
-        adj: (N, N) sparse normalised adjacency (:class:`~raymm.sparse.SparseAdj` or a torch sparse tensor).
+        adj: (N, N) sparse normalised adjacency.
 
     Returns:
         (N, d).
@@ -58,6 +58,6 @@ def mean_of_layers_full(h0: torch.Tensor, adj: SparseAdj, num_layers: int) -> to
     h = h0
     total = h0
     for _ in range(num_layers):
-        h = spmm(adj, h)
+        h = adj @ h
         total = total + h
     return total / (num_layers + 1)
