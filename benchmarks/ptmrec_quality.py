@@ -12,8 +12,8 @@ synthetic: ``conf/ptmrec.yaml`` (the embedded synthetic data with 8-word item te
 latent item factors). Each PTMRec run trains stage 1 (LightGCN-M on the frozen all-MiniLM-L6-v2
 vectors: the frozen-encoder baseline, read from the same run) and then stage 2. Variants: ``lora``
 and ``prompt`` (PTMRec with either adapter), ``nokt`` (LoRA, w/o knowledge transfer: plain BPR
-tuning of the adapter), ``lora-tunelr`` (LoRA with the recommender's stage-2 learning rate at
-0.001 instead of train.lr's 0.01: fine-tuning from stage 1 at a tenth of its rate).
+tuning of the adapter), ``lora-samelr`` (LoRA with the recommender's stage-2 learning rate at
+train.lr, 0.01, as in stage 1, instead of the 0.001 that ``conf/ptmrec.yaml`` sets).
 
 coldstart: the same data with a fraction of the items held out of every split
 (:mod:`raymm.data.holdout`; one draw, the same for every seed), the same runs on it, then each
@@ -36,7 +36,7 @@ from runs import OUT, ROOT, add_common_args, apply_common_args, fmt, mean_sd, ru
 VARIANTS = {"lora": ("PTMRec-LoRA", ()), "prompt": ("PTMRec-prompt", ("method.ptmrec.peft=prompt",)),
             "nokt": ("w/o knowledge transfer (LoRA)", ("method.ptmrec.kt_item_weight=0",
                                                         "method.ptmrec.kt_user_weight=0")),
-            "lora-tunelr": ("PTMRec-LoRA, stage-2 recommender lr 0.001", ("method.ptmrec.tune_lr=0.001",))}
+            "lora-samelr": ("PTMRec-LoRA, stage-2 recommender lr = train.lr", ("method.ptmrec.tune_lr=null",))}
 
 
 SUITES = {"synthetic": ("conf/ptmrec.yaml", "syn-ptmrec"), "coldstart": ("conf/ptmrec.yaml", "syn-ptmrec-cold"),
