@@ -123,6 +123,33 @@ def test_a_relaunch_under_the_same_run_name_must_train_the_same_config(tmp_path)
         check_resume(changed, "r", str(tmp_path))
 
 
+def test_checkpoints_carry_their_config_and_refuse_another(tmp_path):
+    """Ray resumes whatever checkpoints it finds under a run's name, finished runs included, even
+    when the run directory's config.yaml is gone: the checkpoints' own config record is checked."""
+    import yaml
+
+    from raymm.train.run import CONFIG_RECORD, check_checkpoint_config
+
+    storage = str(tmp_path / "ray_results")
+    cfg = load_config("conf/ptmrec.yaml", ["output.run_name=r"])
+    check_checkpoint_config(cfg, storage, "r-tune")  # first launch: records the config
+    record = tmp_path / "ray_results" / "r-tune" / CONFIG_RECORD
+    assert yaml.safe_load(record.read_text()) == cfg.model_dump()
+    (tmp_path / "ray_results" / "r-tune" / "checkpoint_2026-12-02_20-00-00.000000").mkdir()
+    check_checkpoint_config(cfg, storage, "r-tune")  # the same config resumes
+    check_checkpoint_config(load_config("conf/ptmrec.yaml", ["output.run_name=other", "train.num_workers=1"]),
+                            storage, "r-tune")  # where it runs and logs may change
+    changed = load_config("conf/ptmrec.yaml", ["output.run_name=r", "method.ptmrec.tune_lr=null"])
+    with pytest.raises(ConfigError, match=r"checkpoints at .*r-tune were written by a run with a different "
+                                          r"config \(method.ptmrec.tune_lr: 0.001 -> None; .*raymm_config.yaml\)"):
+        check_checkpoint_config(changed, storage, "r-tune")
+    assert yaml.safe_load(record.read_text()) == cfg.model_dump()  # the refusal rewrote nothing
+    record.unlink()  # checkpoints an older raymm wrote: what trained them is unknown
+    with pytest.raises(ConfigError, match=r"have no record of the config that wrote them"):
+        check_checkpoint_config(cfg, storage, "r-tune")
+    assert not record.exists()
+
+
 def test_a_run_from_before_an_option_existed_relaunches_while_the_option_is_at_its_default(tmp_path):
     import yaml
 

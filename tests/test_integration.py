@@ -14,6 +14,7 @@ import ray
 
 from raymm.cluster import runtime_env
 from raymm.config import build_config
+from raymm.configbase import ConfigError
 from raymm.data.prepare import prepare_dataset
 from raymm.testing import FailOnce, train_single_stage
 
@@ -56,6 +57,10 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
     assert best["recall@20"] > 0.3
     assert outcome.best_model["epoch"] == outcome.state.best_epoch
     assert outcome.state.best_test  # test reported at the best validation epoch
+    # The same name with another config: refused before Ray would report the finished run again.
+    with pytest.raises(ConfigError, match=r"train.lr: 0.01 -> 0.02"):
+        train_single_stage(_cfg(tmp_path, "train.epochs=4", "train.patience=10", "output.run_name=resume",
+                                "train.lr=0.02"), dataset, storage, "resume")
 
 
 def test_failure_config_restarts_worker_group(ray_local, tmp_path):

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+import pyarrow.fs as pafs
 import ray
 import ray.data
 import ray.train
@@ -55,33 +56,77 @@ RESUME_MAY_CHANGE = ("output.", "mlflow.", "train.num_workers", "train.use_gpu",
                      "eval.user_batch_size")
 
 
+def config_changes(old_tree: dict, cfg: Config) -> list[str]:
+    """``"key: old -> new"`` for every key on which a saved config (``old_tree``, as written with
+    ``yaml.safe_dump(cfg.model_dump())``) and ``cfg`` disagree, but :data:`RESUME_MAY_CHANGE`. An
+    option added to raymm after the old run was launched is absent from ``old_tree``: at its default
+    it changes nothing."""
+    old, new = flatten_tree(old_tree), flatten(cfg)
+    defaults = flatten(load_config(None, [f"method.name={cfg.method.name}"]))
+    missing = "<unset>"
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k, missing) != new.get(k, missing) and not k.startswith(RESUME_MAY_CHANGE)
+                     and not (k not in old and k in defaults and new[k] == defaults[k]))
+    return [f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in changed]
+
+
+def _listed(changes: list[str]) -> str:
+    return "; ".join(changes[:8]) + (f" and {len(changes) - 8} more" if len(changes) > 8 else "")
+
+
 def check_resume(cfg: Config, run_name: str, run_dir: str) -> None:
     """Refuse to relaunch run ``run_name`` with a config that trains something else.
 
     A relaunch under an existing run name resumes that run's checkpoints and skips its finished
     stages, so a changed config would be silently ignored. ``<run_dir>/config.yaml`` (written by the
     first launch) must agree with ``cfg`` on every key but :data:`RESUME_MAY_CHANGE`; the error names
-    each key that differs."""
+    each key that differs. (The checkpoints carry their own record: :func:`check_checkpoint_config`.)"""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
         return
     with open(path) as f:
-        tree = yaml.safe_load(f) or {}
-    old, new = flatten_tree(tree), flatten(cfg)
-    # An option added to raymm after the run was launched is absent from its config.yaml: at its
-    # default it changes nothing.
-    defaults = flatten(load_config(None, [f"method.name={cfg.method.name}"]))
-    missing = "<unset>"
-    changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k, missing) != new.get(k, missing) and not k.startswith(RESUME_MAY_CHANGE)
-                     and not (k not in old and k in defaults and new[k] == defaults[k]))
-    if changed:
-        diff = "; ".join(f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in changed[:8])
-        more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+        changes = config_changes(yaml.safe_load(f) or {}, cfg)
+    if changes:
         raise ConfigError(f"output.run_name {run_name!r}: {path} was written by a run with a different config "
-                          f"({diff}{more}); relaunching under this name would resume that run's checkpoints and "
-                          f"ignore the change. Give output.run_name a new name (or delete {run_dir} and the "
+                          f"({_listed(changes)}); relaunching under this name would resume that run's checkpoints "
+                          f"and ignore the change. Give output.run_name a new name (or delete {run_dir} and the "
                           f"run's checkpoints to start it again)")
+
+
+CONFIG_RECORD = "raymm_config.yaml"  # beside a Ray Train run's checkpoints: the config that wrote them
+
+
+def check_checkpoint_config(cfg: Config, storage_path: str, run_name: str) -> None:
+    """Before Ray Train restores ``<storage_path>/<run_name>``: refuse checkpoints that another
+    config wrote, else record ``cfg`` there (:data:`CONFIG_RECORD`) on the first launch.
+
+    Ray resumes whatever it finds under the run's name, finished runs included. The run directory's
+    ``config.yaml`` (:func:`check_resume`) lives on the driver and may be gone (moved, a new head
+    node) while the checkpoints stay in ``output.storage``; a relaunch with another config then
+    reported the old run's results under the new config. So the record travels with the
+    checkpoints. Checkpoints without a record (an older raymm wrote them) are refused too: what
+    trained them is unknown."""
+    from raymm.data.store import resolve
+    from raymm.storage import checkpoint_dirs
+
+    run_path = join(storage_path, run_name)
+    record = join(run_path, CONFIG_RECORD)
+    fs, path = resolve(record)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        with fs.open_input_stream(path) as f:
+            changes = config_changes(yaml.safe_load(f.read().decode()) or {}, cfg)
+        if changes:
+            raise ConfigError(f"checkpoints at {run_path} were written by a run with a different config "
+                              f"({_listed(changes)}; {record}); resuming them would ignore the change. Give "
+                              f"output.run_name a new name, or delete {run_path} to train it again")
+        return
+    if checkpoint_dirs(run_path):
+        raise ConfigError(f"checkpoints at {run_path} have no record of the config that wrote them ({record} is "
+                          f"missing: an older raymm wrote them), so resuming them could ignore a changed setting. "
+                          f"Give output.run_name a new name, or delete {run_path} to train it again")
+    fs.create_dir(resolve(run_path)[1], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(yaml.safe_dump(cfg.model_dump(), sort_keys=False).encode())
 
 
 def build_shared(dataset: Dataset, cfg: Config) -> SharedData:
@@ -136,7 +181,9 @@ def should_materialize(dataset: Dataset, setting: str = "auto", object_store_byt
 def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str,
                  stage: Stage, shared: SharedData, log_fn: Callable[[dict, int], None] | None = None,
                  callbacks: list | None = None) -> TrainOutcome:
-    """One Ray Train run of a method's ``stage``."""
+    """One Ray Train run of a method's ``stage`` (resumed from its checkpoints, if any were written
+    with this config: :func:`check_checkpoint_config`)."""
+    check_checkpoint_config(cfg, storage_path, run_name)
     materialize = should_materialize(dataset, cfg.train.materialize)
     how = "read once into the object store" if materialize else "streamed from Parquet every epoch"
     if get_method(cfg.method.name).family == "graph":
