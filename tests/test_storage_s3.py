@@ -80,6 +80,7 @@ def test_train_job_with_data_and_checkpoints_on_s3(s3_env, tmp_path):
     checkpoints = {k.split("/")[3] for k in _keys(client, "store/ray_results/s3run-lightgcn/checkpoint_")
                    if k.endswith("best_model.pt")}
     assert checkpoints, "no checkpoint reached the bucket"
+    assert "store/ray_results/s3run-lightgcn/raymm_config.yaml" in _keys(client, "store/ray_results/s3run-lightgcn/")
     assert not (tmp_path / "ray_results").exists()  # nothing went to the local default
 
     # Relaunched: the finished stage is found in the bucket and loaded from there, not retrained.
