@@ -155,12 +155,14 @@ def test_stage2_tunes_only_the_adapter_and_the_recommender_from_stage_1(peft):
     u1, i1 = task.module.full_embeddings(task.adj)
     u2, i2 = again.full_embeddings(task.adj)
     assert torch.allclose(u1, u2, atol=1e-5) and torch.allclose(i1, i2, atol=1e-5)
-    # learning rates: the recommender at train.lr (or method.ptmrec.tune_lr), the adapter at encoder_lr
+    # learning rates: the recommender at method.ptmrec.tune_lr (conf/ptmrec.yaml: 0.001; null: train.lr),
+    # the adapter at encoder_lr
     lrs = [g["lr"] for g in task.optimizer(list(task.module.parameters())).param_groups]
-    assert lrs == [cfg.train.lr, cfg.method.ptmrec.encoder_lr]
-    cfg2, _, _, _ = _shared(f"method.ptmrec.peft={peft}", "method.ptmrec.tune_lr=0.0005")
+    assert lrs == [cfg.method.ptmrec.tune_lr, cfg.method.ptmrec.encoder_lr] == [0.001, 0.001]
+    cfg2, _, _, _ = _shared(f"method.ptmrec.peft={peft}", "method.ptmrec.tune_lr=null")
     task.cfg = cfg2
-    assert [g["lr"] for g in task.optimizer(list(task.module.parameters())).param_groups] == [0.0005, 0.001]
+    assert [g["lr"] for g in task.optimizer(list(task.module.parameters())).param_groups] == [cfg2.train.lr, 0.001]
+    assert cfg2.train.lr == 0.01
 
 
 def test_a_new_item_is_embedded_as_an_item_without_interactions_would_be():
