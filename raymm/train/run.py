@@ -23,13 +23,13 @@ from ray.train.torch import TorchTrainer
 
 from raymm.config import Config, flatten, flatten_tree, load_config
 from raymm.configbase import ConfigError
-from raymm.data.store import Dataset
+from raymm.data.store import Dataset, resolve
 from raymm.errors import InputError
 from raymm.graph import EvalSplit, TrainGraph
 from raymm.methods.base import SharedData, Stage
 from raymm.methods.registry import get_method
 from raymm.sampling import choose
-from raymm.storage import is_uri, join
+from raymm.storage import checkpoint_dirs, is_uri, join
 from raymm.train.state import TrainState, load_checkpoint
 from raymm.train.worker import train_loop_per_worker
 
@@ -106,12 +106,10 @@ def check_checkpoint_config(cfg: Config, storage_path: str, run_name: str) -> No
     reported the old run's results under the new config. So the record travels with the
     checkpoints. Checkpoints without a record (an older raymm wrote them) are refused too: what
     trained them is unknown."""
-    from raymm.data.store import resolve
-    from raymm.storage import checkpoint_dirs
-
     run_path = join(storage_path, run_name)
     record = join(run_path, CONFIG_RECORD)
-    fs, path = resolve(record)
+    fs, root = resolve(run_path)
+    path = f"{root}/{CONFIG_RECORD}"
     if fs.get_file_info(path).type == pafs.FileType.File:
         with fs.open_input_stream(path) as f:
             changes = config_changes(yaml.safe_load(f.read().decode()) or {}, cfg)
@@ -124,7 +122,7 @@ def check_checkpoint_config(cfg: Config, storage_path: str, run_name: str) -> No
         raise ConfigError(f"checkpoints at {run_path} have no record of the config that wrote them ({record} is "
                           f"missing: an older raymm wrote them), so resuming them could ignore a changed setting. "
                           f"Give output.run_name a new name, or delete {run_path} to train it again")
-    fs.create_dir(resolve(run_path)[1], recursive=True)
+    fs.create_dir(root, recursive=True)
     with fs.open_output_stream(path) as f:
         f.write(yaml.safe_dump(cfg.model_dump(), sort_keys=False).encode())
 
