@@ -61,16 +61,18 @@ for png in plots(outcome.table, sweep, out_dir, outcome.metric):
     tracker.log_artifact(png)
 
 # 5. The champion: validation and (for it alone) test, then the registry. The served model is the
-#    last stage's; earlier stages (PromptMM's teacher) are registered beside it.
+#    swept stage's (the last unless the sweep sets `stage`); earlier stages (PromptMM's teacher) are
+#    registered beside a last stage.
 cfg = outcome.champion_config
 shared = build_shared(dataset, cfg)
-plan = plan_stages(cfg, shared, tracker.uri)
+whole = plan_stages(cfg, shared, tracker.uri)
+plan = whole.until(sweep.stage)
 payloads = {stage.name: provided if provided is not None else load_payload(  # a local path or a URI
     outcome.champion_checkpoint if stage is plan.final else trial_checkpoint(storage, sweep, outcome.champion_trial,
                                                                             stage.name))
     for stage, provided in plan.steps}
 reg = sweep.registry
-served = {"": payloads[plan.final.name], **plan.method.served_extras(payloads)}
+served = {"": payloads[plan.final.name], **(plan.method.served_extras(payloads) if plan.final is whole.final else {})}
 for suffix, payload in served.items():
     model = from_payload(payload, shared.features, suffix or plan.final.name)
     name = f"{reg.model_name}-{suffix}" if suffix else reg.model_name

@@ -15,8 +15,8 @@ from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.errors import InputError
 from raymm.storage import join
-from raymm.methods.registry import get_method
-from raymm.tuning import SweepConfig, param_space, run_trial, sweep_metric, trial_checkpoint, trial_config
+from raymm.tuning import (SweepConfig, param_space, run_trial, sweep_metric, swept_stage, trial_checkpoint,
+                          trial_config)
 
 
 @dataclass
@@ -24,7 +24,7 @@ class SweepOutcome:
     table: pd.DataFrame  # one row per trial: searched values, best val metric, epochs, status
     champion_trial: str
     champion_config: Config
-    champion_checkpoint: str  # of the method's last stage (the served model)
+    champion_checkpoint: str  # of the swept stage (the method's last, the served model, unless sweep.stage)
     metric: str  # the selection metric's Tune name
 
 
@@ -54,7 +54,7 @@ def build_tuner(sweep: SweepConfig, dataset: Dataset, storage: str, tracking_uri
         search = BasicVariantGenerator(random_state=sweep.search.seed,
                                        max_concurrent=sweep.resources.max_concurrent_trials)
     base = trial_config(sweep, {})
-    max_t = base.train.epochs
+    max_t = swept_stage(sweep, base).epochs
     scheduler = (ASHAScheduler(time_attr="epochs_done", max_t=max_t, grace_period=sweep.scheduler.grace_period,
                                reduction_factor=sweep.scheduler.reduction_factor)
                  if sweep.scheduler.type == "asha" else FIFOScheduler())
@@ -192,7 +192,7 @@ def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
     # numpy scalars from the table back to Python values (the config is strict: numpy.bool_ is no bool)
     cfg = trial_config(sweep, {k: champion[k].item() if hasattr(champion[k], "item") else champion[k]
                                for k in sweep.space})
-    stage = get_method(cfg.method.name).stages(cfg)[-1].name
+    stage = swept_stage(sweep, cfg).name
     return SweepOutcome(table, str(champion["trial_id"]), cfg,
                         trial_checkpoint(storage, sweep, str(champion["trial_id"]), stage), metric)
 
@@ -211,7 +211,7 @@ def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str, metric: str) ->
     hue = next((k for k, p in sweep.space.items() if p.type in ("choice", "grid") and k in table), None)
     for key in [k for k in sweep.space if k.split(".")[-1] in ("tau_pair", "tau_list", "size", "temperature")]:
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        groups = [(None, table)] if hue is None else [(v, table[table[hue] == v]) for v in table[hue].unique()]
+        groups = [(None, table)] if hue in (None, key) else [(v, table[table[hue] == v]) for v in table[hue].unique()]
         for value, rows in groups:
             ax.scatter(rows[key].astype(float), rows[metric],
                        label=None if hue is None else f"{hue.split('.')[-1]}={value}")

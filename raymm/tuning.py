@@ -19,6 +19,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from raymm.config import Config, ConfigError, _format_errors, _Section, _set_dotted, build_config, read_tree
 from raymm.configbase import parse_yaml
+from raymm.methods.base import Stage
+from raymm.methods.registry import get_method
 from raymm.storage import checkpoint_dirs, join
 from raymm.tracking import metric_key
 
@@ -82,6 +84,7 @@ class SweepConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     teacher_checkpoint: str | None = None  # PromptMM: reuse one saved teacher in every trial
+    stage: str | None = None  # the stage each trial stops after and is selected on (null: the method's last, the served model)
     state_save_s: float = Field(2.0, gt=0)  # how often the sweep's own state is saved (what a driver crash can lose)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
 
@@ -113,6 +116,14 @@ def load_sweep(path: str, overrides: list[str] = ()) -> tuple[SweepConfig, Confi
     if sweep.teacher_checkpoint and base.method.name != "promptmm":
         raise ConfigError(f"{path}: teacher_checkpoint is for PromptMM sweeps; the base config's method is "
                           f"{base.method.name!r}")
+    if sweep.stage is not None:
+        names = [st.name for st in get_method(base.method.name).stages(base)]
+        if sweep.stage not in names:
+            raise ConfigError(f"{path}: stage {sweep.stage!r} is not a stage of {base.method.name} (its stages: "
+                              f"{', '.join(names)})")
+        if sweep.teacher_checkpoint and sweep.stage == "teacher":
+            raise ConfigError(f"{path}: stage 'teacher' sweeps the teacher, but teacher_checkpoint loads a saved "
+                              f"one instead of training it")
     for key, param in sweep.space.items():
         samples = param.values if param.values else [param.low, param.high]
         if param.type == "randint":
@@ -134,6 +145,12 @@ def trial_config(sweep: SweepConfig, params: dict[str, Any]) -> Config:
     if sweep.teacher_checkpoint and cfg.method.name == "promptmm":
         _set_dotted(tree, "method.promptmm.teacher.checkpoint", sweep.teacher_checkpoint)
     return build_config(tree, source=f"trial {params}")
+
+
+def swept_stage(sweep: SweepConfig, cfg: Config) -> Stage:
+    """The stage a trial reports and is selected on: ``sweep.stage``, or the method's last one."""
+    stages = get_method(cfg.method.name).stages(cfg)
+    return next(st for st in stages if st.name == sweep.stage) if sweep.stage else stages[-1]
 
 
 def param_space(sweep: SweepConfig) -> dict[str, Any]:
@@ -176,7 +193,7 @@ def run_trial(config: dict, sweep: dict, dataset_uri: str, storage: str, trackin
                            callbacks=[TuneReportCallback()] if last else None)
         return StageResult(stage.name, out.state, out.best_model, out.checkpoint_path)
 
-    run_plan(plan_stages(cfg, shared, tracking_uri), shared, train)
+    run_plan(plan_stages(cfg, shared, tracking_uri).until(sweep.stage), shared, train)
 
 
 def trial_checkpoint(storage: str, sweep: SweepConfig, trial_id: str, stage: str) -> str:

@@ -358,3 +358,46 @@ def test_a_trial_that_never_started_does_not_end_the_sweep_in_the_mlflow_logger(
 
     logger.log_trial_end(NeverStarted(), failed=True)  # Ray's own callback raises KeyError here
     assert logger._trial_runs == {}
+
+
+def test_a_teacher_sweep_stops_each_trial_after_the_teacher_and_registers_it(tmp_path):
+    """``stage: teacher``: PromptMM trials train stage 1 only, ASHA and the selection read the
+    teacher's validation metric, and the champion teacher is saved (the file a KD sweep reuses as
+    ``teacher_checkpoint``) and registered; no student is trained."""
+    path = _sweep_file(tmp_path, name="teach", lrs=(0.05, 1e-7))
+    sweep = yaml.safe_load(path.read_text())
+    sweep["overrides"] = [o for o in sweep["overrides"] if not o.startswith(("method.name", "train.epochs"))] + [
+        "method.promptmm.teacher.epochs=3", "method.promptmm.prompt.size=4", "train.epochs=50"]
+    sweep["space"] = {"method.promptmm.teacher.lr": {"type": "grid", "values": [0.05, 1e-7]}}
+    sweep["stage"] = "teacher"
+    sweep["registry"]["model_name"] = "tiny-teacher"
+    path.write_text(yaml.safe_dump(sweep))
+    proc = _run(["jobs/tune.py", "--config", str(path)], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    table = pd.read_csv(tmp_path / "sweeps" / "teach" / "sweep_summary.csv")
+    assert len(table) == 2 and (table["status"] == "ok").all(), table
+    assert table["epochs"].max() == 3  # the teacher's epochs, not the student's 50
+    assert table.loc[0, "method.promptmm.teacher.lr"] == 0.05
+    assert not glob.glob(str(tmp_path / "tune" / "teach-*-student")), "a trial trained a student"
+    champion = json.loads((tmp_path / "sweeps" / "teach" / "champion.json").read_text())
+    assert champion["val"]["recall@20"] == pytest.approx(table.loc[0, "val_recall_at_20"], abs=1e-5)
+
+    from raymm.model_io import load_payload
+
+    assert load_payload(str(tmp_path / "sweeps" / "teach" / "champion_teacher.pt"))["kind"] == "promptmm_teacher"
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    recs = mlflow.pyfunc.load_model("models:/tiny-teacher@champion").predict(pd.DataFrame({"user_id": [0, 1]}))
+    assert len(recs) == 10
+
+
+def test_a_sweep_stage_must_be_one_of_the_methods_stages(tmp_path):
+    from raymm.config import ConfigError
+    from raymm.tuning import load_sweep
+
+    path = _sweep_file(tmp_path, name="bad")
+    with pytest.raises(ConfigError, match=r"stage 'teacher' is not a stage of lightgcn \(its stages: lightgcn\)"):
+        load_sweep(str(path), ["stage=teacher"])
+    with pytest.raises(ConfigError, match="teacher_checkpoint loads a saved one"):
+        load_sweep(str(path), ["stage=teacher", "overrides=[method.name=promptmm]",
+                               f"teacher_checkpoint={path}"])

@@ -71,6 +71,13 @@ class Plan:
     def final(self) -> Stage:
         return self.steps[-1][0]
 
+    def until(self, name: str | None) -> "Plan":
+        """The stages up to and including ``name`` (None: all of them): a sweep of a teacher stops there."""
+        if name is None:
+            return self
+        names = [stage.name for stage, _ in self.steps]
+        return Plan(self.method, self.steps[:names.index(name) + 1])
+
 
 @dataclass
 class Outcome:
