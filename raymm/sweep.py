@@ -211,14 +211,14 @@ def plots(table: pd.DataFrame, sweep: SweepConfig, out_dir: str, metric: str) ->
     hue = next((k for k, p in sweep.space.items() if p.type in ("choice", "grid") and k in table), None)
     for key in [k for k in sweep.space if k.split(".")[-1] in ("tau_pair", "tau_list", "size", "temperature")]:
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        groups = [(None, table)] if hue in (None, key) else [(v, table[table[hue] == v]) for v in table[hue].unique()]
+        split = hue not in (None, key)  # a choice is not coloured by itself
+        groups = [(v, table[table[hue] == v]) for v in table[hue].unique()] if split else [(None, table)]
         for value, rows in groups:
-            ax.scatter(rows[key].astype(float), rows[metric],
-                       label=None if hue is None else f"{hue.split('.')[-1]}={value}")
+            ax.scatter(rows[key].astype(float), rows[metric], label=f"{hue.split('.')[-1]}={value}" if split else None)
         if "tau" in key:
             ax.set_xscale("log")
         ax.set(xlabel=key, ylabel=f"best {metric}", title=f"{metric} vs {key.split('.')[-1]} ({len(table)} trials)")
-        if hue is not None:
+        if split:
             ax.legend(fontsize=8)
         fig.tight_layout()
         path = os.path.join(out_dir, f"{metric}_vs_{key.replace('.', '_')}.png")

@@ -291,6 +291,15 @@ def test_temperature_plots_split_trials_by_the_searched_choice(tmp_path, monkeyp
     assert seen[0] == ("val_recall_at_20_vs_method_promptmm_distill_tau_pair.png", [1, 2],
                        ["init_from_teacher=True", "init_from_teacher=False"])
 
+    # a teacher sweep: the prompt size is the first searched choice, and its own plot is one series
+    sweep = SweepConfig(space={"method.promptmm.prompt.size": {"type": "choice", "values": [8, 16]},
+                               "train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}})
+    table = pd.DataFrame({"method.promptmm.prompt.size": [8, 16, 8], "train.lr": [1e-3, 2e-3, 3e-3],
+                          "val_recall_at_20": [0.11, 0.08, 0.10]})
+    seen.clear()
+    plots(table, sweep, str(tmp_path), "val_recall_at_20")
+    assert seen[0] == ("val_recall_at_20_vs_method_promptmm_prompt_size.png", [3], [])
+
 
 def test_a_sweep_whose_trials_all_fail_names_the_real_cause(tmp_path):
     """Every trial diverges (lr = inf): the sweep ends with one line giving the trials' own error."""
