@@ -10,6 +10,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py lattice            # the same for LATTICE
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned       # 3 seeds of each TikTok sweep's champion
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-ablation  # 3 seeds: the tuned pair without each part
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-promptmm  # 3 seeds: PromptMM's own tuned teacher, students d 64/32
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -144,6 +145,7 @@ def sizes(data: str) -> None:
 
 LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
 STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
+PROMPTMM_TUNED = "conf/promptmm_tiktok_tuned.yaml"
 
 
 def tuned_baseline(seed: int) -> dict:
@@ -243,10 +245,39 @@ def tiktok_tuned_ablation() -> None:
     print_seed_table(rows, "student variant")
 
 
+def tiktok_tuned_promptmm() -> None:
+    """PromptMM's own teacher with its TikTok sweep's champion settings
+    (``conf/tune/promptmm_teacher_tiktok.yaml``, 48 trials on seed 0's validation), retrained on
+    seeds 0-2 with its d-64 student (one job: both stages), then the same saved teacher into a d-32
+    student; each seed beside LightGCN alone (tuned, the runs of ``tiktok-tuned``)."""
+    if not (ROOT / PROMPTMM_TUNED).exists():
+        raise SystemExit(f"{PROMPTMM_TUNED} is not committed yet (the teacher sweep has not finished)")
+    rows: dict[str, list[dict]] = {}
+    cost: dict[str, dict] = {}
+    for seed in (0, 1, 2):
+        base = tuned_baseline(seed)
+        rows.setdefault("LightGCN alone", []).append(base["val"])
+        pair = run(f"tiktok-tuned-promptmm-s{seed}", PROMPTMM_TUNED, f"train.seed={seed}")
+        rows.setdefault("PromptMM teacher (tuned)", []).append(pair["teacher"]["val"])
+        rows.setdefault("PromptMM teacher -> student, d 64", []).append(pair["val"])
+        cost.setdefault("PromptMM teacher -> student, d 64", pair["efficiency"])
+        small = run(f"tiktok-tuned-promptmm-student-d32-s{seed}", PROMPTMM_TUNED, f"train.seed={seed}",
+                    "model.embedding_dim=32", f"method.promptmm.teacher.checkpoint={teacher_of(pair)}")
+        rows.setdefault("PromptMM teacher -> student, d 32", []).append(small["val"])
+        cost.setdefault("PromptMM teacher -> student, d 32", small["efficiency"])
+    print_seed_table(rows, "model")
+    print("\nServing cost of the served model (seed 0's run): parameters, and top-20 over all items for 1,000 "
+          "random users from its embedding tables (this machine's CPU, median of 5)")
+    print("| model | parameters | top-20 from tables (ms; users) |")
+    print("|---|---|---|")
+    for label, eff in cost.items():
+        print(f"| {label} | {serving_cost(eff)} |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
-                                          "tiktok-tuned", "tiktok-tuned-ablation"])
+                                          "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     add_common_args(parser)
     args = parser.parse_args()
@@ -257,4 +288,4 @@ if __name__ == "__main__":
         backbone(args.suite)
     else:
         {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
-         "tiktok-tuned-ablation": tiktok_tuned_ablation}[args.suite]()
+         "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm}[args.suite]()
