@@ -173,6 +173,16 @@ def print_seed_table(rows: dict[str, list[dict]], first: str) -> None:
     print("(validation Recall@20 / NDCG@20 at each run's best validation epoch)")
 
 
+def print_cost_table(cost: dict[str, dict]) -> None:
+    """The serving cost of each row's served model, from seed 0's efficiency report."""
+    print("\nServing cost of the served model (seed 0's run): parameters, and top-20 over all items for 1,000 "
+          "random users from its embedding tables (this machine's CPU, median of 5)")
+    print("| model | parameters | top-20 from tables (ms; users) |")
+    print("|---|---|---|")
+    for label, eff in cost.items():
+        print(f"| {label} | {serving_cost(eff)} |")
+
+
 def tiktok_tuned() -> None:
     """Issue 13's TikTok table: each model with its sweep's champion settings (48 trials each, chosen
     on seed 0's validation; ``conf/*_tiktok_tuned.yaml``) retrained on seeds 0-2, each against
@@ -202,12 +212,7 @@ def tiktok_tuned() -> None:
         if not (ROOT / missing).exists():
             print(f"{missing} is not committed yet (its sweep has not finished): its rows are left out")
     print_seed_table(rows, "model")
-    print("\nServing cost of the served model (seed 0's run): parameters, and top-20 over all items for 1,000 "
-          "random users from its embedding tables (this machine's CPU, median of 5)")
-    print("| model | parameters | top-20 from tables (ms; users) |")
-    print("|---|---|---|")
-    for label, eff in cost.items():
-        print(f"| {label} | {serving_cost(eff)} |")
+    print_cost_table(cost)
 
 
 TUNED_ABLATIONS = (  # (row label, run-name slug, overrides)
@@ -266,12 +271,7 @@ def tiktok_tuned_promptmm() -> None:
         rows.setdefault("PromptMM teacher -> student, d 32", []).append(small["val"])
         cost.setdefault("PromptMM teacher -> student, d 32", small["efficiency"])
     print_seed_table(rows, "model")
-    print("\nServing cost of the served model (seed 0's run): parameters, and top-20 over all items for 1,000 "
-          "random users from its embedding tables (this machine's CPU, median of 5)")
-    print("| model | parameters | top-20 from tables (ms; users) |")
-    print("|---|---|---|")
-    for label, eff in cost.items():
-        print(f"| {label} | {serving_cost(eff)} |")
+    print_cost_table(cost)
 
 
 if __name__ == "__main__":
