@@ -72,7 +72,8 @@ payloads = {stage.name: provided if provided is not None else load_payload(  # a
                                                                             stage.name))
     for stage, provided in plan.steps}
 reg = sweep.registry
-served = {"": payloads[plan.final.name], **(plan.method.served_extras(payloads) if plan.final is whole.final else {})}
+extras = plan.method.served_extras(payloads) if plan.final is whole.final else {}  # a teacher sweep: the teacher alone
+served = {"": payloads[plan.final.name], **extras}
 for suffix, payload in served.items():
     model = from_payload(payload, shared.features, suffix or plan.final.name)
     name = f"{reg.model_name}-{suffix}" if suffix else reg.model_name

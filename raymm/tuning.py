@@ -84,7 +84,7 @@ class SweepConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     teacher_checkpoint: str | None = None  # PromptMM: reuse one saved teacher in every trial
-    stage: str | None = None  # the stage each trial stops after and is selected on (null: the method's last, the served model)
+    stage: str | None = None  # the stage each trial stops after and is selected on (null: the method's last)
     state_save_s: float = Field(2.0, gt=0)  # how often the sweep's own state is saved (what a driver crash can lose)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
 
