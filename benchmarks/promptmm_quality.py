@@ -11,6 +11,8 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned       # 3 seeds of each TikTok sweep's champion
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-ablation  # 3 seeds: the tuned pair without each part
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-promptmm  # 3 seeds: PromptMM's own tuned teacher, students d 64/32
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-lattice   # 3 seeds: LATTICE tuned alone, its students d 64/32
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-wide      # 3 seeds: a d-128 FREEDOM teacher, its d-64 student
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -146,6 +148,7 @@ def sizes(data: str) -> None:
 LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
 STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
 PROMPTMM_TUNED = "conf/promptmm_tiktok_tuned.yaml"
+LATTICE_TUNED, LATTICE_STUDENT_TUNED = "conf/lattice_tiktok_tuned.yaml", "conf/promptmm_lattice_tiktok_tuned.yaml"
 
 
 def tuned_baseline(seed: int) -> dict:
@@ -274,10 +277,63 @@ def tiktok_tuned_promptmm() -> None:
     print_cost_table(cost)
 
 
+def tiktok_tuned_lattice() -> None:
+    """LATTICE alone with its TikTok sweep's champion settings (``conf/tune/lattice_tiktok.yaml``, 48
+    trials on seed 0's validation), retrained on seeds 0-2; the LATTICE of seed s then teaches that
+    seed's students of d 64 and 32 (``conf/promptmm_lattice_tiktok_tuned.yaml``: the FREEDOM KD
+    sweep's settings, not searched for this teacher); each seed beside LightGCN alone (tuned, the
+    runs of ``tiktok-tuned``)."""
+    for needed in (LATTICE_TUNED, LATTICE_STUDENT_TUNED):
+        if not (ROOT / needed).exists():
+            raise SystemExit(f"{needed} is not committed yet (the LATTICE sweep has not finished)")
+    rows: dict[str, list[dict]] = {}
+    cost: dict[str, dict] = {}
+    for seed in (0, 1, 2):
+        rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
+        alone = run(f"tiktok-tuned-lattice-s{seed}", LATTICE_TUNED, f"train.seed={seed}")
+        rows.setdefault("LATTICE alone (teacher)", []).append(alone["val"])
+        cost.setdefault("LATTICE alone (teacher)", alone["efficiency"])
+        teacher = f"method.promptmm.teacher.checkpoint={OUT / 'runs' / alone['run_name'] / 'lattice_best_model.pt'}"
+        for d in (64, 32):
+            student = run(f"tiktok-tuned-lattice-student-d{d}-s{seed}", LATTICE_STUDENT_TUNED, f"train.seed={seed}",
+                          f"model.embedding_dim={d}", teacher)
+            rows.setdefault(f"LATTICE -> PromptMM student, d {d}", []).append(student["val"])
+            cost.setdefault(f"LATTICE -> PromptMM student, d {d}", student["efficiency"])
+    print_seed_table(rows, "model")
+    print_cost_table(cost)
+
+
+def tiktok_tuned_wide() -> None:
+    """A wider teacher: the tuned FREEDOM (``conf/freedom_tiktok_tuned.yaml``, its settings searched
+    at d 64) trained at d 128 on seeds 0-2, and its d-64 student (``conf/promptmm_freedom_tiktok_tuned.yaml``:
+    a truncated SVD of the teacher's embeddings as the start, a learned projection for the embedding
+    KD). Beside them LightGCN alone (tuned) at d 64, the runs of ``tiktok-tuned``, and at d 128, so
+    that the gain of the width itself shows. (The d-64 FREEDOM pair is ``tiktok-tuned``'s.)"""
+    rows: dict[str, list[dict]] = {}
+    cost: dict[str, dict] = {}
+    for seed in (0, 1, 2):
+        rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
+        wide_base = run(f"tiktok-tuned-lightgcn-d128-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}",
+                        "model.embedding_dim=128")
+        rows.setdefault("LightGCN alone, d 128", []).append(wide_base["val"])
+        cost.setdefault("LightGCN alone, d 128", wide_base["efficiency"])
+        wide = run(f"tiktok-tuned-freedom-d128-s{seed}", FREEDOM_TUNED, f"train.seed={seed}", "model.embedding_dim=128")
+        rows.setdefault("FREEDOM alone, d 128", []).append(wide["val"])
+        cost.setdefault("FREEDOM alone, d 128", wide["efficiency"])
+        teacher = f"method.promptmm.teacher.checkpoint={OUT / 'runs' / wide['run_name'] / 'freedom_best_model.pt'}"
+        student = run(f"tiktok-tuned-freedom-d128-student-d64-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
+                      "model.embedding_dim=64", teacher)
+        rows.setdefault("FREEDOM d 128 -> student, d 64", []).append(student["val"])
+        cost.setdefault("FREEDOM d 128 -> student, d 64", student["efficiency"])
+    print_seed_table(rows, "model")
+    print_cost_table(cost)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
-                                          "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm"])
+                                          "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm",
+                                          "tiktok-tuned-lattice", "tiktok-tuned-wide"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     add_common_args(parser)
     args = parser.parse_args()
@@ -288,4 +344,5 @@ if __name__ == "__main__":
         backbone(args.suite)
     else:
         {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
-         "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm}[args.suite]()
+         "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm,
+         "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-tuned-wide": tiktok_tuned_wide}[args.suite]()

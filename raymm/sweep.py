@@ -15,6 +15,7 @@ from raymm.config import Config
 from raymm.data.store import Dataset
 from raymm.errors import InputError
 from raymm.storage import join
+from raymm.tracking import metric_key
 from raymm.tuning import (SweepConfig, param_space, run_trial, sweep_metric, swept_stage, trial_checkpoint,
                           trial_config)
 
@@ -160,22 +161,36 @@ def placement_group_reaper(grace_s: float = 30.0, every_s: float = 10.0):
     return PlacementGroupReaper()
 
 
+def tiebreak_metric(cfg: Config) -> str:
+    """The Tune name of the metric that orders trials tied on the selection metric: NDCG at the same
+    K (Recall@K when NDCG selects). Small validation sets tie often (two trials that hit the same
+    number of held-out items); without it the champion among them would be arbitrary."""
+    name, k = cfg.eval.select_metric.split("@")
+    return metric_key(f"val_{'recall' if name == 'ndcg' else 'ndcg'}@{k}")
+
+
 def summarize(sweep: SweepConfig, results, storage: str) -> SweepOutcome:
-    """Per-trial table (best validation value over its epochs) and the champion, by validation only."""
-    metric = sweep_metric(trial_config(sweep, {}))
+    """Per-trial table (best validation value over its epochs, and the tie-break metric at that epoch)
+    and the champion, by validation only: the best value, then the tie-break metric, then the trial id."""
+    base = trial_config(sweep, {})
+    metric, tie = sweep_metric(base), tiebreak_metric(base)
     rows = []
     for r in results:
         if r.metrics is None or r.path is None:
             continue
         history = r.metrics_dataframe
-        best = float(history[metric].max()) if history is not None and metric in history else float("nan")
+        best = second = float("nan")
+        if history is not None and metric in history and history[metric].notna().any():
+            at_best = history.loc[history[metric].idxmax()]  # the first epoch that reached it: the trial's best
+            best, second = float(at_best[metric]), float(at_best.get(tie, float("nan")))
         trial_id = r.metrics.get("trial_id")
-        row = {"trial_id": trial_id, metric: best,
+        row = {"trial_id": trial_id, metric: best, tie: second,
                "epochs": int(history["epochs_done"].max()) if history is not None and len(history) else 0,
                "status": "error" if r.error else "ok"}
         row.update({k: r.config.get(k) for k in sweep.space})
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(metric, ascending=False, na_position="last").reset_index(drop=True) \
+    table = pd.DataFrame(rows).sort_values([metric, tie, "trial_id"], ascending=[False, False, True],
+                                           na_position="last", kind="mergesort").reset_index(drop=True) \
         if rows else pd.DataFrame()
     if table.empty or np.isnan(table.loc[0, metric]):
         errors = [r.error for r in results if r.error is not None]

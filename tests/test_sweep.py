@@ -262,6 +262,37 @@ def test_searched_columns_plot_as_numbers():
     assert _as_numbers(pd.Series(["mean", "sum", "mean"])).tolist() == [0.0, 1.0, 0.0]
 
 
+def test_trials_tied_on_the_selection_metric_are_ordered_by_ndcg_then_by_id(tmp_path):
+    """Two trials with the same best Recall@20 (a small validation set ties often): the champion is
+    the one with the higher NDCG@20 at its best epoch, whatever order Tune lists them in; a full
+    tie goes to the lower trial id. Before, the order of an unstable sort decided."""
+    from types import SimpleNamespace
+
+    from raymm.sweep import summarize
+    from raymm.tuning import SweepConfig
+
+    sweep = SweepConfig(name="tie", base=str(ROOT / "conf" / "lightgcn.yaml"),
+                        space={"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}})
+
+    def trial(trial_id, lr, history):
+        os.makedirs(tmp_path / f"tie-{trial_id}-lightgcn" / "checkpoint_1", exist_ok=True)
+        frame = pd.DataFrame(history, columns=["val_recall_at_20", "val_ndcg_at_20", "epochs_done"])
+        return SimpleNamespace(metrics={"trial_id": trial_id}, path=str(tmp_path), metrics_dataframe=frame,
+                               error=None, config={"train.lr": lr})
+
+    # b reaches 0.10 twice; its best epoch is the first (NDCG 0.050), not the later 0.060
+    a = trial("a", 1e-3, [(0.08, 0.04, 1), (0.10, 0.055, 2)])
+    b = trial("b", 2e-3, [(0.10, 0.050, 1), (0.10, 0.060, 2), (0.09, 0.07, 3)])
+    c = trial("c", 3e-3, [(0.09, 0.09, 1)])
+    for results in ([b, a, c], [a, c, b], [c, b, a]):
+        outcome = summarize(sweep, results, str(tmp_path))
+        assert outcome.champion_trial == "a"
+        assert outcome.table["trial_id"].tolist() == ["a", "b", "c"]
+        assert outcome.table["val_ndcg_at_20"].tolist() == [0.055, 0.050, 0.09]
+    twin = trial("0", 1e-3, [(0.10, 0.055, 1)])
+    assert summarize(sweep, [a, twin], str(tmp_path)).champion_trial == "0"
+
+
 def test_temperature_plots_split_trials_by_the_searched_choice(tmp_path, monkeypatch):
     """Each temperature gets its own PNG, with one point series per value of the searched choice."""
     import matplotlib.pyplot as plt
