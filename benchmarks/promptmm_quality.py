@@ -12,7 +12,7 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-ablation  # 3 seeds: the tuned pair without each part
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-promptmm  # 3 seeds: PromptMM's own tuned teacher, students d 64/32
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-lattice   # 3 seeds: LATTICE tuned alone, its students d 64/32
-    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-wide      # 3 seeds: a d-128 FREEDOM teacher, its d-64 student
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-wide [--seeds 5]  # a d-128 FREEDOM teacher, its d-64 student
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -148,6 +148,7 @@ def sizes(data: str) -> None:
 LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
 STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
 PROMPTMM_TUNED = "conf/promptmm_tiktok_tuned.yaml"
+SEEDS = 3  # tiktok-tuned-wide's seeds (--seeds)
 LATTICE_TUNED, LATTICE_STUDENT_TUNED = "conf/lattice_tiktok_tuned.yaml", "conf/promptmm_lattice_tiktok_tuned.yaml"
 
 
@@ -167,8 +168,10 @@ def print_seed_table(rows: dict[str, list[dict]], first: str) -> None:
     """One row per model: each seed's validation Recall@20 / NDCG@20, the means, and the mean
     Recall@20 against the "LightGCN alone" row's; ``first`` heads the label column."""
     base = [m["recall@20"] for m in rows["LightGCN alone"]]
-    print(f"\n| {first} | seed 0 | seed 1 | seed 2 | mean +- sd (Recall@20) | NDCG@20 | x LightGCN (means) |")
-    print("|---|---|---|---|---|---|---|")
+    seeds = len(base)
+    print(f"\n| {first} | " + " | ".join(f"seed {s}" for s in range(seeds)) + " | mean +- sd (Recall@20) | NDCG@20 | "
+          "x LightGCN (means) |")
+    print("|---" * (seeds + 4) + "|")
     for label, ms in rows.items():
         r = [m["recall@20"] for m in ms]
         print(f"| {label} | " + " | ".join(fmt(m) for m in ms) + f" | {mean_sd(r)} | "
@@ -308,10 +311,11 @@ def tiktok_tuned_wide() -> None:
     at d 64) trained at d 128 on seeds 0-2, and its d-64 student (``conf/promptmm_freedom_tiktok_tuned.yaml``:
     a truncated SVD of the teacher's embeddings as the start, a learned projection for the embedding
     KD). Beside them LightGCN alone (tuned) at d 64, the runs of ``tiktok-tuned``, and at d 128, so
-    that the gain of the width itself shows. (The d-64 FREEDOM pair is ``tiktok-tuned``'s.)"""
+    that the gain of the width itself shows. (The d-64 FREEDOM pair is ``tiktok-tuned``'s.)
+    ``--seeds N`` runs seeds 0 to N-1 (3 by default)."""
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
-    for seed in (0, 1, 2):
+    for seed in range(SEEDS):
         rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
         wide_base = run(f"tiktok-tuned-lightgcn-d128-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}",
                         "model.embedding_dim=128")
@@ -335,9 +339,11 @@ if __name__ == "__main__":
                                           "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm",
                                           "tiktok-tuned-lattice", "tiktok-tuned-wide"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
+    parser.add_argument("--seeds", type=int, default=3, help="tiktok-tuned-wide: seeds 0 to N-1")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
+    SEEDS = args.seeds
     if args.suite == "sizes":
         sizes(args.data)
     elif args.suite in ("freedom", "lattice"):
