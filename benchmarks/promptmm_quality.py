@@ -35,8 +35,10 @@ def serving_cost(eff: dict | None) -> str:
     return f"{role['parameters']:,} | {role['latency']['from_tables_s'] * 1000:.1f} ({role['latency']['users']:,})"
 
 
-def teacher_of(result: dict) -> str:
-    return str(OUT / "runs" / result["run_name"] / "teacher_best_model.pt")
+def teacher_of(result: dict, stage: str = "teacher") -> str:
+    """The best model a finished run saved for ``stage`` (``freedom``, ``lattice`` for a model trained
+    alone): what ``method.promptmm.teacher.checkpoint`` takes."""
+    return str(OUT / "runs" / result["run_name"] / f"{stage}_best_model.pt")
 
 
 def synthetic() -> None:
@@ -148,7 +150,6 @@ def sizes(data: str) -> None:
 LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
 STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
 PROMPTMM_TUNED = "conf/promptmm_tiktok_tuned.yaml"
-SEEDS = 3  # tiktok-tuned-wide's seeds (--seeds)
 LATTICE_TUNED, LATTICE_STUDENT_TUNED = "conf/lattice_tiktok_tuned.yaml", "conf/promptmm_lattice_tiktok_tuned.yaml"
 
 
@@ -161,7 +162,7 @@ def tuned_teacher(seed: int) -> tuple[dict, str]:
     """FREEDOM alone with its sweep's champion settings on ``seed``: (its run, the
     ``teacher.checkpoint`` override that makes it the teacher of that seed's students)."""
     alone = run(f"tiktok-tuned-freedom-s{seed}", FREEDOM_TUNED, f"train.seed={seed}")
-    return alone, f"method.promptmm.teacher.checkpoint={OUT / 'runs' / alone['run_name'] / 'freedom_best_model.pt'}"
+    return alone, f"method.promptmm.teacher.checkpoint={teacher_of(alone, 'freedom')}"
 
 
 def print_seed_table(rows: dict[str, list[dict]], first: str) -> None:
@@ -296,7 +297,7 @@ def tiktok_tuned_lattice() -> None:
         alone = run(f"tiktok-tuned-lattice-s{seed}", LATTICE_TUNED, f"train.seed={seed}")
         rows.setdefault("LATTICE alone (teacher)", []).append(alone["val"])
         cost.setdefault("LATTICE alone (teacher)", alone["efficiency"])
-        teacher = f"method.promptmm.teacher.checkpoint={OUT / 'runs' / alone['run_name'] / 'lattice_best_model.pt'}"
+        teacher = f"method.promptmm.teacher.checkpoint={teacher_of(alone, 'lattice')}"
         for d in (64, 32):
             student = run(f"tiktok-tuned-lattice-student-d{d}-s{seed}", LATTICE_STUDENT_TUNED, f"train.seed={seed}",
                           f"model.embedding_dim={d}", teacher)
@@ -306,7 +307,7 @@ def tiktok_tuned_lattice() -> None:
     print_cost_table(cost)
 
 
-def tiktok_tuned_wide() -> None:
+def tiktok_tuned_wide(seeds: int = 3) -> None:
     """A wider teacher: the tuned FREEDOM (``conf/freedom_tiktok_tuned.yaml``, its settings searched
     at d 64) trained at d 128 on seeds 0-2, and its d-64 student (``conf/promptmm_freedom_tiktok_tuned.yaml``:
     a truncated SVD of the teacher's embeddings as the start, a learned projection for the embedding
@@ -315,7 +316,7 @@ def tiktok_tuned_wide() -> None:
     ``--seeds N`` runs seeds 0 to N-1 (3 by default)."""
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
-    for seed in range(SEEDS):
+    for seed in range(seeds):
         rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
         wide_base = run(f"tiktok-tuned-lightgcn-d128-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}",
                         "model.embedding_dim=128")
@@ -324,7 +325,7 @@ def tiktok_tuned_wide() -> None:
         wide = run(f"tiktok-tuned-freedom-d128-s{seed}", FREEDOM_TUNED, f"train.seed={seed}", "model.embedding_dim=128")
         rows.setdefault("FREEDOM alone, d 128", []).append(wide["val"])
         cost.setdefault("FREEDOM alone, d 128", wide["efficiency"])
-        teacher = f"method.promptmm.teacher.checkpoint={OUT / 'runs' / wide['run_name'] / 'freedom_best_model.pt'}"
+        teacher = f"method.promptmm.teacher.checkpoint={teacher_of(wide, 'freedom')}"
         student = run(f"tiktok-tuned-freedom-d128-student-d64-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
                       "model.embedding_dim=64", teacher)
         rows.setdefault("FREEDOM d 128 -> student, d 64", []).append(student["val"])
@@ -339,11 +340,12 @@ if __name__ == "__main__":
                                           "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm",
                                           "tiktok-tuned-lattice", "tiktok-tuned-wide"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
-    parser.add_argument("--seeds", type=int, default=3, help="tiktok-tuned-wide: seeds 0 to N-1")
+    parser.add_argument("--seeds", type=int, help="tiktok-tuned-wide: seeds 0 to N-1 (default 3)")
     add_common_args(parser)
     args = parser.parse_args()
     apply_common_args(args)
-    SEEDS = args.seeds
+    if args.seeds is not None and args.suite != "tiktok-tuned-wide":
+        parser.error(f"--seeds applies to tiktok-tuned-wide only, not {args.suite}")
     if args.suite == "sizes":
         sizes(args.data)
     elif args.suite in ("freedom", "lattice"):
@@ -351,4 +353,4 @@ if __name__ == "__main__":
     else:
         {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
          "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm,
-         "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-tuned-wide": tiktok_tuned_wide}[args.suite]()
+         "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-tuned-wide": lambda: tiktok_tuned_wide(args.seeds or 3)}[args.suite]()
