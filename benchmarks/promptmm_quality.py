@@ -334,11 +334,49 @@ def tiktok_tuned_wide(seeds: int = 3) -> None:
     print_cost_table(cost)
 
 
+def tiktok_propagation() -> None:
+    """Full-graph against sampled propagation on TikTok, on seeds 0-2: LightGCN alone (tuned, at d 64
+    and at d 128), FREEDOM alone at d 128 (``conf/freedom_tiktok_tuned.yaml``) and that teacher's d-64 student
+    (``conf/promptmm_freedom_tiktok_tuned.yaml``), each trained once with ``train.propagation=full``
+    and once with ``sampled`` (what ``auto`` picks on TikTok: the sampled runs are those of
+    ``tiktok-tuned`` and ``tiktok-tuned-wide``, reused). A full student learns from the full
+    teacher of its seed. Seconds per epoch come from each run's ``metrics.json``."""
+    rows: dict[str, list[dict]] = {}
+    epochs: dict[str, list[float]] = {}
+
+    def add(label: str, result: dict, stage: str = "model") -> None:
+        rows.setdefault(label, []).append(result["val"])
+        epochs.setdefault(label, []).append(result["efficiency"][stage]["seconds_per_epoch"])
+
+    for seed in (0, 1, 2):
+        for mode in ("sampled", "full"):
+            tail = "" if mode == "sampled" else "-full"  # the sampled runs are the earlier suites'
+            prop = [] if mode == "sampled" else ["train.propagation=full"]
+            base = tuned_baseline(seed) if mode == "sampled" else run(
+                f"tiktok-tuned-lightgcn-full-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}", *prop)
+            add("LightGCN alone" if mode == "sampled" else "LightGCN alone, full", base)
+            add(f"LightGCN alone, d 128, {mode}", run(f"tiktok-tuned-lightgcn-d128{tail}-s{seed}", LIGHTGCN_TUNED,
+                                                      f"train.seed={seed}", "model.embedding_dim=128", *prop))
+            wide = run(f"tiktok-tuned-freedom-d128{tail}-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
+                       "model.embedding_dim=128", *prop)
+            add(f"FREEDOM alone, d 128, {mode}", wide)
+            student = run(f"tiktok-tuned-freedom-d128{tail}-student-d64-s{seed}", STUDENT_TUNED,
+                          f"train.seed={seed}", "model.embedding_dim=64",
+                          f"method.promptmm.teacher.checkpoint={teacher_of(wide, 'freedom')}", *prop)
+            add(f"FREEDOM d 128 -> student, d 64, {mode}", student, "student")
+    print_seed_table(rows, "model")
+    print("\nSeconds per epoch (steady state, from metrics.json; runs of different days and loads)")
+    print("| model | seed 0 | seed 1 | seed 2 |")
+    print("|---|---|---|---|")
+    for label, secs in epochs.items():
+        print(f"| {label} | " + " | ".join(f"{x:.2f}" for x in secs) + " |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
                                           "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm",
-                                          "tiktok-tuned-lattice", "tiktok-tuned-wide"])
+                                          "tiktok-tuned-lattice", "tiktok-tuned-wide", "tiktok-propagation"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     parser.add_argument("--seeds", type=int, help="tiktok-tuned-wide: seeds 0 to N-1 (default 3)")
     add_common_args(parser)
@@ -353,4 +391,5 @@ if __name__ == "__main__":
     else:
         {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
          "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm,
-         "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-tuned-wide": lambda: tiktok_tuned_wide(args.seeds or 3)}[args.suite]()
+         "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-propagation": tiktok_propagation,
+         "tiktok-tuned-wide": lambda: tiktok_tuned_wide(args.seeds or 3)}[args.suite]()

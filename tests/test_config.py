@@ -89,7 +89,8 @@ def test_invalid_configs_name_the_key(tree, key):
 
 def test_an_override_can_set_one_key_of_a_mapping_left_null():
     tree = {"method": {"name": "freedom", "freedom": {"modality_weights": None}}}
-    cfg = build_config(tree, ["method.freedom.modality_weights.acoustic=1.0", "method.freedom.modality_weights.visual=3"])
+    cfg = build_config(tree, ["method.freedom.modality_weights.acoustic=1.0",
+                              "method.freedom.modality_weights.visual=3"])
     assert cfg.method.freedom.modality_weights == {"acoustic": 1.0, "visual": 3.0}
     with pytest.raises(ConfigError, match="'lr' is not a section"):
         build_config({"train": {"lr": 0.01}}, ["train.lr.x=1"])
