@@ -149,8 +149,16 @@ def sizes(data: str) -> None:
 
 LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
 STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
+STUDENT_D128_TUNED = "conf/promptmm_freedom_d128_tiktok_tuned.yaml"  # its teacher: FREEDOM at d 128
 PROMPTMM_TUNED = "conf/promptmm_tiktok_tuned.yaml"
 LATTICE_TUNED, LATTICE_STUDENT_TUNED = "conf/lattice_tiktok_tuned.yaml", "conf/promptmm_lattice_tiktok_tuned.yaml"
+
+
+def require(*configs: str) -> None:
+    """Stop, naming the first of ``configs`` (a sweep's champion) that is not in the checkout."""
+    for config in configs:
+        if not (ROOT / config).exists():
+            raise SystemExit(f"{config} is not committed yet (its sweep has not finished)")
 
 
 def tuned_baseline(seed: int) -> dict:
@@ -239,8 +247,7 @@ def tiktok_tuned_ablation() -> None:
     """The ablations of issue 13's best pair on TikTok: the tuned FREEDOM teacher of seed s (the run
     of ``tiktok-tuned``) into the d-64 student of ``conf/promptmm_freedom_tiktok_tuned.yaml``, with
     each part switched off in turn; seeds 0-2, each beside LightGCN alone (tuned)."""
-    if not (ROOT / STUDENT_TUNED).exists():
-        raise SystemExit(f"{STUDENT_TUNED} is not committed yet (the KD sweep has not finished)")
+    require(STUDENT_TUNED)
     from raymm.config import load_config
 
     champion = load_config([str(ROOT / STUDENT_TUNED)])
@@ -262,8 +269,7 @@ def tiktok_tuned_promptmm() -> None:
     (``conf/tune/promptmm_teacher_tiktok.yaml``, 48 trials on seed 0's validation), retrained on
     seeds 0-2 with its d-64 student (one job: both stages), then the same saved teacher into a d-32
     student; each seed beside LightGCN alone (tuned, the runs of ``tiktok-tuned``)."""
-    if not (ROOT / PROMPTMM_TUNED).exists():
-        raise SystemExit(f"{PROMPTMM_TUNED} is not committed yet (the teacher sweep has not finished)")
+    require(PROMPTMM_TUNED)
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
     for seed in (0, 1, 2):
@@ -287,9 +293,7 @@ def tiktok_tuned_lattice() -> None:
     seed's students of d 64 and 32 (``conf/promptmm_lattice_tiktok_tuned.yaml``: the FREEDOM KD
     sweep's settings, not searched for this teacher); each seed beside LightGCN alone (tuned, the
     runs of ``tiktok-tuned``)."""
-    for needed in (LATTICE_TUNED, LATTICE_STUDENT_TUNED):
-        if not (ROOT / needed).exists():
-            raise SystemExit(f"{needed} is not committed yet (the LATTICE sweep has not finished)")
+    require(LATTICE_TUNED, LATTICE_STUDENT_TUNED)
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
     for seed in (0, 1, 2):
@@ -372,11 +376,42 @@ def tiktok_propagation() -> None:
         print(f"| {label} | " + " | ".join(f"{x:.2f}" for x in secs) + " |")
 
 
+def tiktok_tuned_d128() -> None:
+    """The d-64 student with its own sweep's settings (``conf/tune/student_freedom_d128_tiktok.yaml``:
+    48 trials from seed 0's sampled d-128 FREEDOM, KD settings and the student's lr and reg_weight;
+    ``conf/promptmm_freedom_d128_tiktok_tuned.yaml``) on seeds 0-2, from the d-128 FREEDOM of each seed
+    trained with full and with sampled propagation (the runs of ``tiktok-propagation``), the student
+    itself trained with either; each seed beside LightGCN alone (tuned, d 64, both propagations)."""
+    require(STUDENT_D128_TUNED)
+    rows: dict[str, list[dict]] = {}
+    cost: dict[str, dict] = {}
+    for seed in (0, 1, 2):
+        rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
+        rows.setdefault("LightGCN alone, full", []).append(run(f"tiktok-tuned-lightgcn-full-s{seed}", LIGHTGCN_TUNED,
+                                                               f"train.seed={seed}", "train.propagation=full")["val"])
+        for teacher_mode, student_mode in (("full", "full"), ("full", "sampled"), ("sampled", "sampled")):
+            tail = "-full" if teacher_mode == "full" else ""
+            prop = ["train.propagation=full"] if teacher_mode == "full" else []
+            teacher = run(f"tiktok-tuned-freedom-d128{tail}-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
+                          "model.embedding_dim=128", *prop)
+            if student_mode == "full":
+                rows.setdefault("FREEDOM d 128 alone, full (teacher)", []).append(teacher["val"])
+            label = f"student d 64 ({student_mode}) of the {teacher_mode} FREEDOM d 128"
+            student = run(f"tiktok-tuned-d128-{teacher_mode}-student-d64-{student_mode}-s{seed}", STUDENT_D128_TUNED,
+                          f"train.seed={seed}", f"method.promptmm.teacher.checkpoint={teacher_of(teacher, 'freedom')}",
+                          f"train.propagation={student_mode}")
+            rows.setdefault(label, []).append(student["val"])
+            cost.setdefault(label, student["efficiency"])
+    print_seed_table(rows, "model")
+    print_cost_table(cost)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
                                           "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm",
-                                          "tiktok-tuned-lattice", "tiktok-tuned-wide", "tiktok-propagation"])
+                                          "tiktok-tuned-lattice", "tiktok-tuned-wide", "tiktok-propagation",
+                                          "tiktok-tuned-d128"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     parser.add_argument("--seeds", type=int, help="tiktok-tuned-wide: seeds 0 to N-1 (default 3)")
     add_common_args(parser)
@@ -392,4 +427,5 @@ if __name__ == "__main__":
         {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
          "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm,
          "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-propagation": tiktok_propagation,
+         "tiktok-tuned-d128": tiktok_tuned_d128,
          "tiktok-tuned-wide": lambda: tiktok_tuned_wide(args.seeds or 3)}[args.suite]()
