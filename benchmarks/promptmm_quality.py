@@ -161,9 +161,20 @@ def require(*configs: str) -> None:
             raise SystemExit(f"{config} is not committed yet (its sweep has not finished)")
 
 
-def tuned_baseline(seed: int) -> dict:
-    """LightGCN alone with its TikTok sweep's champion settings, on ``seed``."""
+def tuned_baseline(seed: int, propagation: str = "auto") -> dict:
+    """LightGCN alone with its TikTok sweep's champion settings, on ``seed``; ``full``: trained with
+    full-graph propagation (``auto`` picks sampled blocks on TikTok)."""
+    if propagation == "full":
+        return run(f"tiktok-tuned-lightgcn-full-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}", "train.propagation=full")
     return run(f"tiktok-tuned-lightgcn-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}")
+
+
+def wide_freedom(seed: int, propagation: str = "auto") -> dict:
+    """FREEDOM alone at d 128 with its d-64 sweep's champion settings, on ``seed``; ``full`` as above."""
+    if propagation == "full":
+        return run(f"tiktok-tuned-freedom-d128-full-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
+                   "model.embedding_dim=128", "train.propagation=full")
+    return run(f"tiktok-tuned-freedom-d128-s{seed}", FREEDOM_TUNED, f"train.seed={seed}", "model.embedding_dim=128")
 
 
 def tuned_teacher(seed: int) -> tuple[dict, str]:
@@ -326,7 +337,7 @@ def tiktok_tuned_wide(seeds: int = 3) -> None:
                         "model.embedding_dim=128")
         rows.setdefault("LightGCN alone, d 128", []).append(wide_base["val"])
         cost.setdefault("LightGCN alone, d 128", wide_base["efficiency"])
-        wide = run(f"tiktok-tuned-freedom-d128-s{seed}", FREEDOM_TUNED, f"train.seed={seed}", "model.embedding_dim=128")
+        wide = wide_freedom(seed)
         rows.setdefault("FREEDOM alone, d 128", []).append(wide["val"])
         cost.setdefault("FREEDOM alone, d 128", wide["efficiency"])
         teacher = f"method.promptmm.teacher.checkpoint={teacher_of(wide, 'freedom')}"
@@ -356,13 +367,11 @@ def tiktok_propagation() -> None:
         for mode in ("sampled", "full"):
             tail = "" if mode == "sampled" else "-full"  # the sampled runs are the earlier suites'
             prop = [] if mode == "sampled" else ["train.propagation=full"]
-            base = tuned_baseline(seed) if mode == "sampled" else run(
-                f"tiktok-tuned-lightgcn-full-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}", *prop)
-            add("LightGCN alone" if mode == "sampled" else "LightGCN alone, full", base)
+            add("LightGCN alone" if mode == "sampled" else "LightGCN alone, full",
+                tuned_baseline(seed, "auto" if mode == "sampled" else "full"))
             add(f"LightGCN alone, d 128, {mode}", run(f"tiktok-tuned-lightgcn-d128{tail}-s{seed}", LIGHTGCN_TUNED,
                                                       f"train.seed={seed}", "model.embedding_dim=128", *prop))
-            wide = run(f"tiktok-tuned-freedom-d128{tail}-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
-                       "model.embedding_dim=128", *prop)
+            wide = wide_freedom(seed, "auto" if mode == "sampled" else "full")
             add(f"FREEDOM alone, d 128, {mode}", wide)
             student = run(f"tiktok-tuned-freedom-d128{tail}-student-d64-s{seed}", STUDENT_TUNED,
                           f"train.seed={seed}", "model.embedding_dim=64",
@@ -387,13 +396,9 @@ def tiktok_tuned_d128() -> None:
     cost: dict[str, dict] = {}
     for seed in (0, 1, 2):
         rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
-        rows.setdefault("LightGCN alone, full", []).append(run(f"tiktok-tuned-lightgcn-full-s{seed}", LIGHTGCN_TUNED,
-                                                               f"train.seed={seed}", "train.propagation=full")["val"])
+        rows.setdefault("LightGCN alone, full", []).append(tuned_baseline(seed, "full")["val"])
         for teacher_mode, student_mode in (("full", "full"), ("full", "sampled"), ("sampled", "sampled")):
-            tail = "-full" if teacher_mode == "full" else ""
-            prop = ["train.propagation=full"] if teacher_mode == "full" else []
-            teacher = run(f"tiktok-tuned-freedom-d128{tail}-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
-                          "model.embedding_dim=128", *prop)
+            teacher = wide_freedom(seed, "full" if teacher_mode == "full" else "auto")
             if student_mode == "full":
                 rows.setdefault("FREEDOM d 128 alone, full (teacher)", []).append(teacher["val"])
             label = f"student d 64 ({student_mode}) of the {teacher_mode} FREEDOM d 128"
