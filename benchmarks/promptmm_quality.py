@@ -13,6 +13,8 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-promptmm  # 3 seeds: PromptMM's own tuned teacher, students d 64/32
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-lattice   # 3 seeds: LATTICE tuned alone, its students d 64/32
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-wide [--seeds 5]  # a d-128 FREEDOM teacher, its d-64 student
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-propagation     # 3 seeds: the same models, full against sampled
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-d128      # 3 seeds: the d-128 teacher's tuned d-64 student
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -161,20 +163,37 @@ def require(*configs: str) -> None:
             raise SystemExit(f"{config} is not committed yet (its sweep has not finished)")
 
 
+def propagated(propagation: str) -> tuple[str, list[str]]:
+    """(run-name suffix, overrides) of a TikTok run trained with ``propagation``: ``auto`` (sampled
+    blocks on TikTok; the runs of the earlier suites, no suffix) or ``full`` (full-graph)."""
+    return ("-full", ["train.propagation=full"]) if propagation == "full" else ("", [])
+
+
 def tuned_baseline(seed: int, propagation: str = "auto") -> dict:
-    """LightGCN alone with its TikTok sweep's champion settings, on ``seed``; ``full``: trained with
-    full-graph propagation (``auto`` picks sampled blocks on TikTok)."""
-    if propagation == "full":
-        return run(f"tiktok-tuned-lightgcn-full-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}", "train.propagation=full")
-    return run(f"tiktok-tuned-lightgcn-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}")
+    """LightGCN alone with its TikTok sweep's champion settings, on ``seed``."""
+    tail, prop = propagated(propagation)
+    return run(f"tiktok-tuned-lightgcn{tail}-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}", *prop)
 
 
 def wide_freedom(seed: int, propagation: str = "auto") -> dict:
-    """FREEDOM alone at d 128 with its d-64 sweep's champion settings, on ``seed``; ``full`` as above."""
-    if propagation == "full":
-        return run(f"tiktok-tuned-freedom-d128-full-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
-                   "model.embedding_dim=128", "train.propagation=full")
-    return run(f"tiktok-tuned-freedom-d128-s{seed}", FREEDOM_TUNED, f"train.seed={seed}", "model.embedding_dim=128")
+    """FREEDOM alone at d 128 with its d-64 sweep's champion settings, on ``seed``."""
+    tail, prop = propagated(propagation)
+    return run(f"tiktok-tuned-freedom-d128{tail}-s{seed}", FREEDOM_TUNED, f"train.seed={seed}",
+               "model.embedding_dim=128", *prop)
+
+
+def wide_runs(seed: int, propagation: str = "auto") -> tuple[dict, dict, dict]:
+    """On ``seed``: LightGCN alone at d 128 (its d-64 champion's settings), FREEDOM alone at d 128
+    (:func:`wide_freedom`) and that FREEDOM's d-64 student (``conf/promptmm_freedom_tiktok_tuned.yaml``),
+    all three trained with ``propagation``."""
+    tail, prop = propagated(propagation)
+    lightgcn = run(f"tiktok-tuned-lightgcn-d128{tail}-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}",
+                   "model.embedding_dim=128", *prop)
+    freedom = wide_freedom(seed, propagation)
+    student = run(f"tiktok-tuned-freedom-d128{tail}-student-d64-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
+                  "model.embedding_dim=64", f"method.promptmm.teacher.checkpoint={teacher_of(freedom, 'freedom')}",
+                  *prop)
+    return lightgcn, freedom, student
 
 
 def tuned_teacher(seed: int) -> tuple[dict, str]:
@@ -333,16 +352,11 @@ def tiktok_tuned_wide(seeds: int = 3) -> None:
     cost: dict[str, dict] = {}
     for seed in range(seeds):
         rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
-        wide_base = run(f"tiktok-tuned-lightgcn-d128-s{seed}", LIGHTGCN_TUNED, f"train.seed={seed}",
-                        "model.embedding_dim=128")
+        wide_base, wide, student = wide_runs(seed)
         rows.setdefault("LightGCN alone, d 128", []).append(wide_base["val"])
         cost.setdefault("LightGCN alone, d 128", wide_base["efficiency"])
-        wide = wide_freedom(seed)
         rows.setdefault("FREEDOM alone, d 128", []).append(wide["val"])
         cost.setdefault("FREEDOM alone, d 128", wide["efficiency"])
-        teacher = f"method.promptmm.teacher.checkpoint={teacher_of(wide, 'freedom')}"
-        student = run(f"tiktok-tuned-freedom-d128-student-d64-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
-                      "model.embedding_dim=64", teacher)
         rows.setdefault("FREEDOM d 128 -> student, d 64", []).append(student["val"])
         cost.setdefault("FREEDOM d 128 -> student, d 64", student["efficiency"])
     print_seed_table(rows, "model")
@@ -364,18 +378,11 @@ def tiktok_propagation() -> None:
         epochs.setdefault(label, []).append(result["efficiency"][stage]["seconds_per_epoch"])
 
     for seed in (0, 1, 2):
-        for mode in ("sampled", "full"):
-            tail = "" if mode == "sampled" else "-full"  # the sampled runs are the earlier suites'
-            prop = [] if mode == "sampled" else ["train.propagation=full"]
-            add("LightGCN alone" if mode == "sampled" else "LightGCN alone, full",
-                tuned_baseline(seed, "auto" if mode == "sampled" else "full"))
-            add(f"LightGCN alone, d 128, {mode}", run(f"tiktok-tuned-lightgcn-d128{tail}-s{seed}", LIGHTGCN_TUNED,
-                                                      f"train.seed={seed}", "model.embedding_dim=128", *prop))
-            wide = wide_freedom(seed, "auto" if mode == "sampled" else "full")
-            add(f"FREEDOM alone, d 128, {mode}", wide)
-            student = run(f"tiktok-tuned-freedom-d128{tail}-student-d64-s{seed}", STUDENT_TUNED,
-                          f"train.seed={seed}", "model.embedding_dim=64",
-                          f"method.promptmm.teacher.checkpoint={teacher_of(wide, 'freedom')}", *prop)
+        for propagation, mode in (("auto", "sampled"), ("full", "full")):
+            add("LightGCN alone" if mode == "sampled" else "LightGCN alone, full", tuned_baseline(seed, propagation))
+            lightgcn, freedom, student = wide_runs(seed, propagation)
+            add(f"LightGCN alone, d 128, {mode}", lightgcn)
+            add(f"FREEDOM alone, d 128, {mode}", freedom)
             add(f"FREEDOM d 128 -> student, d 64, {mode}", student, "student")
     print_seed_table(rows, "model")
     print("\nSeconds per epoch (steady state, from metrics.json; runs of different days and loads)")
