@@ -14,7 +14,8 @@ variant and prints validation Recall@20 / NDCG@20 tables. Selection is on valida
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-lattice   # 3 seeds: LATTICE tuned alone, its students d 64/32
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-wide [--seeds 5]  # a d-128 FREEDOM teacher, its d-64 student
     .venv/bin/python benchmarks/promptmm_quality.py tiktok-propagation     # 3 seeds: the same models, full against sampled
-    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-d128      # 3 seeds: the d-128 teacher's tuned d-64 student
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-d128      # 3 seeds: the d-128 teacher's tuned students (d 64/32/16)
+    .venv/bin/python benchmarks/promptmm_quality.py tiktok-tuned-d128-ablation  # 3 seeds: that best pair without each part
 
 tiktok and ablation need ``datasets/tiktok`` (``jobs/import_dataset.py ../shared/data/tiktok
 datasets/tiktok``). Runs land in ``outputs/quality/`` (MLflow store included); a finished run is
@@ -260,8 +261,7 @@ def tiktok_tuned() -> None:
     print_cost_table(cost)
 
 
-TUNED_ABLATIONS = (  # (row label, run-name slug, overrides)
-    ("full", "freedom-student-d64", ()),
+TUNED_ABLATIONS = (  # (row label, run-name slug, overrides): the parts of a tuned pair switched off in turn
     ("w/o pairwise KD", "abl-no-pairwise-KD", ("method.promptmm.distill.pair_weight=0",)),
     ("w/o list-wise KD", "abl-no-list-wise-KD", ("method.promptmm.distill.list_weight=0",)),
     ("w/o embedding KD", "abl-no-embedding-KD", ("method.promptmm.distill.emb_weight=0",)),
@@ -273,24 +273,54 @@ TUNED_ABLATIONS = (  # (row label, run-name slug, overrides)
       "method.promptmm.distill.emb_weight=0")))
 
 
-def tiktok_tuned_ablation() -> None:
-    """The ablations of issue 13's best pair on TikTok: the tuned FREEDOM teacher of seed s (the run
-    of ``tiktok-tuned``) into the d-64 student of ``conf/promptmm_freedom_tiktok_tuned.yaml``, with
-    each part switched off in turn; seeds 0-2, each beside LightGCN alone (tuned)."""
-    require(STUDENT_TUNED)
+def ablation_variants(config: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The rows of :data:`TUNED_ABLATIONS` that change ``config``: a part the champion already
+    leaves off is no ablation."""
     from raymm.config import load_config
 
-    champion = load_config([str(ROOT / STUDENT_TUNED)])
-    variants = [(label, slug, o) for label, slug, o in TUNED_ABLATIONS  # a part the champion already leaves off is no ablation
-                if not o or load_config([str(ROOT / STUDENT_TUNED)], list(o)) != champion]
+    champion = load_config([str(ROOT / config)])
+    return [(label, slug, o) for label, slug, o in TUNED_ABLATIONS
+            if load_config([str(ROOT / config)], list(o)) != champion]
+
+
+def ablate(rows: dict[str, list[dict]], config: str, full: str, prefix: str, seed: int, *overrides: str) -> None:
+    """Append to ``rows`` the student of ``config`` + ``overrides`` on ``seed`` (run ``full``, the
+    "full" row) and each of :func:`ablation_variants` (run ``<prefix>-<slug>-s<seed>``)."""
+    rows.setdefault("full", []).append(run(full, config, f"train.seed={seed}", *overrides)["val"])
+    for label, slug, parts in ablation_variants(config):
+        rows.setdefault(label, []).append(run(f"{prefix}-{slug}-s{seed}", config, f"train.seed={seed}",
+                                              *overrides, *parts)["val"])
+
+
+def tiktok_tuned_ablation() -> None:
+    """The ablations of issue 13's first tuned pair on TikTok: the tuned FREEDOM teacher of seed s
+    (the run of ``tiktok-tuned``) into the d-64 student of ``conf/promptmm_freedom_tiktok_tuned.yaml``,
+    with each part switched off in turn; seeds 0-2, each beside LightGCN alone (tuned)."""
+    require(STUDENT_TUNED)
     rows: dict[str, list[dict]] = {}
     for seed in (0, 1, 2):
         rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
         alone, teacher = tuned_teacher(seed)
         rows.setdefault("FREEDOM alone (teacher)", []).append(alone["val"])
-        for label, slug, overrides in variants:
-            rows.setdefault(label, []).append(run(f"tiktok-tuned-{slug}-s{seed}", STUDENT_TUNED, f"train.seed={seed}",
-                                                  "model.embedding_dim=64", teacher, *overrides)["val"])
+        ablate(rows, STUDENT_TUNED, f"tiktok-tuned-freedom-student-d64-s{seed}", "tiktok-tuned", seed,
+               "model.embedding_dim=64", teacher)
+    print_seed_table(rows, "student variant")
+
+
+def tiktok_tuned_d128_ablation() -> None:
+    """The ablations of issue 13's best pair on TikTok: seed s's d-128 FREEDOM trained full (the run of
+    ``tiktok-propagation``) into the d-64 student of ``conf/promptmm_freedom_d128_tiktok_tuned.yaml``
+    trained sampled (the best row of ``tiktok-tuned-d128``), with each part switched off in turn;
+    seeds 0-2, each beside LightGCN alone (tuned, d 64, sampled and full)."""
+    require(STUDENT_D128_TUNED)
+    rows: dict[str, list[dict]] = {}
+    for seed in (0, 1, 2):
+        rows.setdefault("LightGCN alone", []).append(tuned_baseline(seed)["val"])
+        rows.setdefault("LightGCN alone, full", []).append(tuned_baseline(seed, "full")["val"])
+        teacher = wide_freedom(seed, "full")
+        rows.setdefault("FREEDOM d 128 alone, full (teacher)", []).append(teacher["val"])
+        ablate(rows, STUDENT_D128_TUNED, f"tiktok-tuned-d128-full-student-d64-sampled-s{seed}", "tiktok-tuned-d128",
+               seed, f"method.promptmm.teacher.checkpoint={teacher_of(teacher, 'freedom')}", "train.propagation=sampled")
     print_seed_table(rows, "student variant")
 
 
@@ -397,7 +427,8 @@ def tiktok_tuned_d128() -> None:
     48 trials from seed 0's sampled d-128 FREEDOM, KD settings and the student's lr and reg_weight;
     ``conf/promptmm_freedom_d128_tiktok_tuned.yaml``) on seeds 0-2, from the d-128 FREEDOM of each seed
     trained with full and with sampled propagation (the runs of ``tiktok-propagation``), the student
-    itself trained with either; each seed beside LightGCN alone (tuned, d 64, both propagations)."""
+    itself trained with either; each seed beside LightGCN alone (tuned, d 64, both propagations). Then
+    students of d 32 and 16 from the full teacher, trained sampled, with the d-64 student's settings."""
     require(STUDENT_D128_TUNED)
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
@@ -414,6 +445,13 @@ def tiktok_tuned_d128() -> None:
                           f"train.propagation={student_mode}")
             rows.setdefault(label, []).append(student["val"])
             cost.setdefault(label, student["efficiency"])
+        teacher = f"method.promptmm.teacher.checkpoint={teacher_of(wide_freedom(seed, 'full'), 'freedom')}"
+        for d in (32, 16):  # smaller students of the best variant, with the d-64 student's settings
+            label = f"student d {d} (sampled) of the full FREEDOM d 128"
+            student = run(f"tiktok-tuned-d128-full-student-d{d}-sampled-s{seed}", STUDENT_D128_TUNED,
+                          f"train.seed={seed}", teacher, "train.propagation=sampled", f"model.embedding_dim={d}")
+            rows.setdefault(label, []).append(student["val"])
+            cost.setdefault(label, student["efficiency"])
     print_seed_table(rows, "model")
     print_cost_table(cost)
 
@@ -423,7 +461,7 @@ if __name__ == "__main__":
     parser.add_argument("suite", choices=["synthetic", "tiktok", "ablation", "sizes", "freedom", "lattice",
                                           "tiktok-tuned", "tiktok-tuned-ablation", "tiktok-tuned-promptmm",
                                           "tiktok-tuned-lattice", "tiktok-tuned-wide", "tiktok-propagation",
-                                          "tiktok-tuned-d128"])
+                                          "tiktok-tuned-d128", "tiktok-tuned-d128-ablation"])
     parser.add_argument("--data", choices=["synthetic", "tiktok"], default="synthetic", help="sizes: the dataset")
     parser.add_argument("--seeds", type=int, help="tiktok-tuned-wide: seeds 0 to N-1 (default 3)")
     add_common_args(parser)
@@ -439,5 +477,5 @@ if __name__ == "__main__":
         {"synthetic": synthetic, "tiktok": tiktok, "ablation": ablation, "tiktok-tuned": tiktok_tuned,
          "tiktok-tuned-ablation": tiktok_tuned_ablation, "tiktok-tuned-promptmm": tiktok_tuned_promptmm,
          "tiktok-tuned-lattice": tiktok_tuned_lattice, "tiktok-propagation": tiktok_propagation,
-         "tiktok-tuned-d128": tiktok_tuned_d128,
+         "tiktok-tuned-d128": tiktok_tuned_d128, "tiktok-tuned-d128-ablation": tiktok_tuned_d128_ablation,
          "tiktok-tuned-wide": lambda: tiktok_tuned_wide(args.seeds or 3)}[args.suite]()
