@@ -154,6 +154,7 @@ def sizes(data: str) -> None:
 LIGHTGCN_TUNED, FREEDOM_TUNED = "conf/lightgcn_tiktok_tuned.yaml", "conf/freedom_tiktok_tuned.yaml"
 LIGHTGCN_HIGH_REG = "conf/lightgcn_tiktok_tuned_high_reg.yaml"  # the best of LightGCN's 48 + 12 trials
 STUDENT_SECOND_LOOK = "conf/promptmm_freedom_d128_full_tiktok_tuned.yaml"  # the student's 12 more trials
+FREEDOM_SECOND_LOOK = "conf/freedom_d128_full_tiktok_tuned.yaml"  # the d-128 teacher's 12 more trials (full)
 STUDENT_TUNED = "conf/promptmm_freedom_tiktok_tuned.yaml"
 STUDENT_D128_TUNED = "conf/promptmm_freedom_d128_tiktok_tuned.yaml"  # its teacher: FREEDOM at d 128
 PROMPTMM_TUNED = "conf/promptmm_tiktok_tuned.yaml"
@@ -462,9 +463,10 @@ def tiktok_tuned_d128() -> None:
 def tiktok_second_look() -> None:
     """The 12 more trials each for LightGCN alone and for the best pair's student, in the lr and
     reg_weight region the first sweeps did not reach (``conf/tune/lightgcn_tiktok_high_reg.yaml``,
-    ``conf/tune/student_freedom_d128_full_tiktok.yaml``): each champion on seeds 0-2, beside the
-    earlier champions (their runs reused). The student of the second look is left out while its
-    config is not committed."""
+    ``conf/tune/student_freedom_d128_full_tiktok.yaml``) and for the d-128 FREEDOM trained full
+    (``conf/tune/freedom_d128_full_tiktok_high_reg.yaml``, with the first KD champion's student of
+    it): each champion on seeds 0-2, beside the earlier champions (their runs reused). Rows whose
+    config is not committed yet are left out."""
     require(LIGHTGCN_HIGH_REG)
     rows: dict[str, list[dict]] = {}
     cost: dict[str, dict] = {}
@@ -487,8 +489,17 @@ def tiktok_second_look() -> None:
                          f"train.seed={seed}", checkpoint)
             rows.setdefault("student d 64 (sampled), second look's champion", []).append(second["val"])
             cost.setdefault("student d 64 (sampled), second look's champion", second["efficiency"])
-    if not (ROOT / STUDENT_SECOND_LOOK).exists():
-        print(f"{STUDENT_SECOND_LOOK} is not committed yet (its sweep has not finished): its row is left out")
+        if (ROOT / FREEDOM_SECOND_LOOK).exists():
+            freedom = run(f"tiktok-tuned-freedom-d128-second-look-s{seed}", FREEDOM_SECOND_LOOK, f"train.seed={seed}")
+            rows.setdefault("FREEDOM d 128 alone, full, second look's champion", []).append(freedom["val"])
+            cost.setdefault("FREEDOM d 128 alone, full, second look's champion", freedom["efficiency"])
+            student = run(f"tiktok-tuned-freedom-d128-second-look-student-d64-s{seed}", STUDENT_D128_TUNED,
+                          f"train.seed={seed}", f"method.promptmm.teacher.checkpoint={teacher_of(freedom, 'freedom')}",
+                          "train.propagation=sampled")
+            rows.setdefault("its student d 64 (sampled), first KD sweep's champion", []).append(student["val"])
+    for config in (STUDENT_SECOND_LOOK, FREEDOM_SECOND_LOOK):
+        if not (ROOT / config).exists():
+            print(f"{config} is not committed yet (its sweep has not finished): its rows are left out")
     print_seed_table(rows, "model")
     print_cost_table(cost)
 
