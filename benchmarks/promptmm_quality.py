@@ -201,6 +201,16 @@ def wide_runs(seed: int, propagation: str = "auto") -> tuple[dict, dict, dict]:
     return lightgcn, freedom, student
 
 
+def d128_student(seed: int, teacher: dict, teacher_mode: str, student_mode: str = "sampled", d: int = 64,
+                 name: str | None = None) -> dict:
+    """The student of ``conf/promptmm_freedom_d128_tiktok_tuned.yaml`` (d ``d``, trained with
+    ``student_mode`` propagation) distilled from ``teacher``, a FREEDOM run trained ``teacher_mode``,
+    on ``seed``; run ``name``, by default ``tiktok-tuned-d128-<teacher_mode>-student-d<d>-<student_mode>-s<seed>``."""
+    return run(name or f"tiktok-tuned-d128-{teacher_mode}-student-d{d}-{student_mode}-s{seed}", STUDENT_D128_TUNED,
+               f"train.seed={seed}", f"method.promptmm.teacher.checkpoint={teacher_of(teacher, 'freedom')}",
+               f"train.propagation={student_mode}", *([] if d == 64 else [f"model.embedding_dim={d}"]))
+
+
 def tuned_teacher(seed: int) -> tuple[dict, str]:
     """FREEDOM alone with its sweep's champion settings on ``seed``: (its run, the
     ``teacher.checkpoint`` override that makes it the teacher of that seed's students)."""
@@ -444,16 +454,12 @@ def tiktok_tuned_d128() -> None:
             if student_mode == "full":
                 rows.setdefault("FREEDOM d 128 alone, full (teacher)", []).append(teacher["val"])
             label = f"student d 64 ({student_mode}) of the {teacher_mode} FREEDOM d 128"
-            student = run(f"tiktok-tuned-d128-{teacher_mode}-student-d64-{student_mode}-s{seed}", STUDENT_D128_TUNED,
-                          f"train.seed={seed}", f"method.promptmm.teacher.checkpoint={teacher_of(teacher, 'freedom')}",
-                          f"train.propagation={student_mode}")
+            student = d128_student(seed, teacher, teacher_mode, student_mode)
             rows.setdefault(label, []).append(student["val"])
             cost.setdefault(label, student["efficiency"])
-        teacher = f"method.promptmm.teacher.checkpoint={teacher_of(wide_freedom(seed, 'full'), 'freedom')}"
         for d in (32, 16):  # smaller students of the best variant, with the d-64 student's settings
             label = f"student d {d} (sampled) of the full FREEDOM d 128"
-            student = run(f"tiktok-tuned-d128-full-student-d{d}-sampled-s{seed}", STUDENT_D128_TUNED,
-                          f"train.seed={seed}", teacher, "train.propagation=sampled", f"model.embedding_dim={d}")
+            student = d128_student(seed, wide_freedom(seed, "full"), "full", d=d)
             rows.setdefault(label, []).append(student["val"])
             cost.setdefault(label, student["efficiency"])
     print_seed_table(rows, "model")
@@ -481,8 +487,7 @@ def tiktok_second_look() -> None:
         teacher = wide_freedom(seed, "full")
         rows.setdefault("FREEDOM d 128 alone, full (teacher)", []).append(teacher["val"])
         checkpoint = f"method.promptmm.teacher.checkpoint={teacher_of(teacher, 'freedom')}"
-        first = run(f"tiktok-tuned-d128-full-student-d64-sampled-s{seed}", STUDENT_D128_TUNED, f"train.seed={seed}",
-                    checkpoint, "train.propagation=sampled")
+        first = d128_student(seed, teacher, "full")
         rows.setdefault("student d 64 (sampled), first KD sweep's champion", []).append(first["val"])
         if (ROOT / STUDENT_SECOND_LOOK).exists():
             second = run(f"tiktok-tuned-d128-full-second-look-student-d64-s{seed}", STUDENT_SECOND_LOOK,
@@ -493,9 +498,8 @@ def tiktok_second_look() -> None:
             freedom = run(f"tiktok-tuned-freedom-d128-second-look-s{seed}", FREEDOM_SECOND_LOOK, f"train.seed={seed}")
             rows.setdefault("FREEDOM d 128 alone, full, second look's champion", []).append(freedom["val"])
             cost.setdefault("FREEDOM d 128 alone, full, second look's champion", freedom["efficiency"])
-            student = run(f"tiktok-tuned-freedom-d128-second-look-student-d64-s{seed}", STUDENT_D128_TUNED,
-                          f"train.seed={seed}", f"method.promptmm.teacher.checkpoint={teacher_of(freedom, 'freedom')}",
-                          "train.propagation=sampled")
+            student = d128_student(seed, freedom, "full",
+                                   name=f"tiktok-tuned-freedom-d128-second-look-student-d64-s{seed}")
             rows.setdefault("its student d 64 (sampled), first KD sweep's champion", []).append(student["val"])
     for config in (STUDENT_SECOND_LOOK, FREEDOM_SECOND_LOOK):
         if not (ROOT / config).exists():
