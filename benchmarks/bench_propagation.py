@@ -11,6 +11,9 @@ then DGL sampling, or nothing for full) and the step (forward, loss, backward, A
 interleaved ``--repeats`` times; medians are printed in ms, with the edge-work ratio ``L x E`` /
 sampled estimate that ``auto`` compares with 1/4.
 
+``--stage 1`` times the second stage instead (PromptMM's student, distilled from an untrained teacher
+of the same shape: the same work per step as from a trained one), ``--set`` overrides the configs.
+
 Part 2 (issue 14's propagation target: within 1.2x of a bare sparse product): 2-layer propagation,
 forward + backward, d = 64, of (a) a COO ``torch.sparse.mm`` twice on the normalised adjacency, (b)
 ``raymm.models.propagation.mean_of_layers_sampled`` on a full-propagation batch (what the models
@@ -41,19 +44,26 @@ def edge_ratio(graph, fanouts: list[int], batch: int) -> float:
     return len(fanouts) * len(graph.indices) / sampled_edges(fanouts, batch)
 
 
-def per_step(config: str, steps: int, repeats: int) -> None:
+def per_step(config: str, steps: int, repeats: int, stage_index: int = 0, overrides: tuple[str, ...] = ()) -> None:
     res = {}
     for rep in range(repeats):
         for mode in ("sampled", "full"):
-            cfg = load_config([config], [f"train.propagation={mode}"])
+            cfg = load_config([config], [f"train.propagation={mode}", *overrides])
             dataset = prepare_dataset(cfg)
             shared = build_shared(dataset, cfg)
-            stage = get_method(cfg.method.name).stages(cfg)[0]
+            method = get_method(cfg.method.name)
+            stages = method.stages(cfg)
             torch.manual_seed(0)
+            for earlier in stages[:stage_index]:  # an untrained earlier stage's model stands in (a teacher)
+                before = earlier.task(cfg, shared)
+                before.on_fresh_start("cpu")
+                method.after_stage(earlier, before.payload(), shared)
+            stage = stages[stage_index]
             task = stage.task(cfg, shared)
             task.on_fresh_start("cpu")
             task.setup(0, 2, torch.device("cpu"))
-            opt = task.optimizer(list(task.module.parameters()))
+            task.module.train()
+            opt = task.optimizer([p for p in task.module.parameters() if p.requires_grad])
             task.start_epoch(0, 0)
             users, items = dataset.read_interactions()["train"]
             order = np.random.default_rng(0).permutation(len(users))
@@ -80,7 +90,8 @@ def per_step(config: str, steps: int, repeats: int) -> None:
     for mode, runs in res.items():
         bld, stp = (statistics.median(x) * 1000 for x in zip(*runs))
         line.append(f"{mode}: batch {bld:.1f} + step {stp:.1f} = {bld + stp:.1f} ms")
-    print(f"{config} ({cfg.method.name}, {stage.name}; L x E / sampled = {ratio:.2f}, auto -> {auto}): "
+    extra = f", {' '.join(overrides)}" if overrides else ""
+    print(f"{config} ({cfg.method.name}, {stage.name}{extra}; L x E / sampled = {ratio:.2f}, auto -> {auto}): "
           + "; ".join(line), flush=True)
 
 
@@ -124,6 +135,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--stage", type=int, default=0,
+                        help="which stage of each config's method to time (1 = PromptMM's student, with an "
+                             "untrained teacher); part 2 runs only for stage 0")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (train.batch_size=4096 ...)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,7 +147,9 @@ def main() -> None:
                                   if os.path.exists("datasets/tiktok/manifest.json") else []))
     print(f"torch threads: {torch.get_num_threads()}")
     for config in configs:
-        per_step(config, args.steps, args.repeats)
+        per_step(config, args.steps, args.repeats, args.stage, tuple(args.set))
+    if args.stage:
+        return
     for config in dict.fromkeys(c.replace("sgfd", "lightgcn").replace("promptmm", "lightgcn") for c in configs):
         bare_vs_model(config, 3 * args.repeats)
 

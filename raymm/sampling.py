@@ -164,7 +164,8 @@ class FullNeighbourhood:
         nodes = np.unique(np.concatenate([p.reshape(-1) for p in parts]
                                          + ([] if list_items is None else [list_items.reshape(-1)])))
         return Batch([self.block] * len(self.fanouts), self.seeds, users, pos, neg,
-                     None if list_items is None else torch.from_numpy(list_items), torch.from_numpy(nodes))
+                     None if list_items is None else torch.from_numpy(list_items), torch.from_numpy(nodes),
+                     full=True)
 
 
 def choose(graph: TrainGraph, fanouts: list[int], batch_size: int, propagation: str) -> str:
@@ -218,6 +219,9 @@ class Batch:
         list_pos: (B, K) positions of the list-wise negatives among the seeds, or None.
         nodes: positions of the batch's own distinct users and items among the seeds, when the seeds
             are more than those (full propagation: every node is a seed); None = all seeds.
+        full: a full-propagation batch (:class:`FullNeighbourhood`): every node is a seed, in id
+            order, and every block is the whole normalised adjacency (:attr:`full_adj`), so a model
+            may propagate over it with whole tables instead of block by block.
     """
 
     blocks: list[Block]
@@ -227,16 +231,35 @@ class Batch:
     neg_pos: torch.Tensor
     list_pos: torch.Tensor | None = None
     nodes: torch.Tensor | None = None
+    full: bool = False
+
+    @property
+    def full_adj(self) -> SparseAdj | None:
+        """The (N, N) normalised adjacency of a full-propagation batch; None for sampled blocks."""
+        return self.blocks[-1].adj if self.full else None
 
     def to(self, device) -> "Batch":
         opt = lambda t: None if t is None else t.to(device)  # noqa: E731
         blocks = {id(b): b.to(device) for b in self.blocks}  # a block repeated over layers moves once
         return Batch([blocks[id(b)] for b in self.blocks], self.seeds.to(device), self.user_pos.to(device),
-                     self.pos_pos.to(device), self.neg_pos.to(device), opt(self.list_pos), opt(self.nodes))
+                     self.pos_pos.to(device), self.neg_pos.to(device), opt(self.list_pos), opt(self.nodes),
+                     self.full)
 
     def own(self, x: torch.Tensor) -> torch.Tensor:
         """The rows of seed-aligned ``x`` that belong to the batch's own users and items."""
-        return x if self.nodes is None else x[self.nodes]
+        return x if self.nodes is None else x.index_select(0, self.nodes)
+
+    def compact(self) -> "Batch":
+        """The batch restated on its own users and items: seeds = those nodes, every position among
+        them. A loss that takes :meth:`own` rows of a full-propagation batch's (N, d) outputs once
+        and then works on this batch gathers from (S, d) tensors: each gather from an (N, d) output
+        costs a zero-filled (N, d) gradient in the backward. A batch without ``nodes`` is returned
+        as it is."""
+        if self.nodes is None:
+            return self
+        at = lambda p: None if p is None else torch.searchsorted(self.nodes, p)  # noqa: E731  (nodes ascending)
+        return Batch([], self.seeds.index_select(0, self.nodes), at(self.user_pos), at(self.pos_pos),
+                     at(self.neg_pos), at(self.list_pos))
 
     def input_nid(self, num_layers: int) -> torch.Tensor:
         """Node ids whose layer-0 embeddings feed the last ``num_layers`` blocks."""

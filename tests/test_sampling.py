@@ -4,6 +4,7 @@ import torch
 
 from raymm.graph import TrainGraph
 from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
+from raymm.methods.base import triplet
 from raymm.sampling import FullNeighbourhood, NegativeSampler, NeighbourSampler, choose, make_batch
 
 
@@ -96,6 +97,11 @@ def test_full_propagation_batch_equals_full_graph_inference(graph, normalization
     users_full, items_full = model.full_embeddings(graph.normalized_adjacency(normalization=normalization))
     assert torch.allclose(emb, torch.cat([users_full, items_full]), atol=1e-6)
     assert torch.equal(batch.own(ego), model.embedding.weight[batch.nodes])
+    # the loss's view: the batch's own rows once, positions among them
+    small = batch.compact()
+    assert small.nodes is None and torch.equal(small.seeds, batch.nodes)
+    for a, b in zip(triplet(batch.own(emb), small), triplet(emb, batch)):
+        assert torch.equal(a, b)
 
 
 def test_propagation_choice(graph):

@@ -1,6 +1,7 @@
 """raymm.sparse: the CSR propagation matrix against dense products, forward and backward."""
 
 import numpy as np
+import pytest
 import torch
 
 from raymm.graph import TrainGraph
@@ -53,3 +54,24 @@ def test_product_agrees_with_a_torch_sparse_tensor_and_moves_devices():
     moved = adj.to("cpu")
     assert moved.device.type == "cpu"
     torch.testing.assert_close(moved @ h, adj @ h)
+
+
+def test_bipartite_blocks_are_the_off_diagonal_blocks_with_their_transposes():
+    """A = [[0, A_ui], [A_iu, 0]]: each block propagates like the dense block, forward and backward,
+    also for the unsymmetric 'left' normalisation; an entry inside a diagonal block is refused."""
+    users = np.array([0, 0, 1, 2, 2, 2])
+    items = np.array([0, 1, 1, 0, 2, 3])
+    graph = TrainGraph.from_interactions(users, items, 3, 4)
+    for normalization in ("symmetric", "left"):
+        adj = graph.normalized_adjacency(normalization=normalization)
+        dense = adj.to_dense()
+        a_ui, a_iu = adj.bipartite(3)
+        assert a_ui.shape == (3, 4) and a_iu.shape == (4, 3)
+        torch.testing.assert_close(a_ui.to_dense(), dense[:3, 3:])
+        torch.testing.assert_close(a_iu.to_dense(), dense[3:, :3])
+        _check_against_dense(a_ui, dense[:3, 3:])
+        _check_against_dense(a_iu, dense[3:, :3])
+        assert adj.bipartite(3)[0] is a_ui  # built once
+    same_side = SparseAdj.from_coo(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.ones(2), (3, 3))
+    with pytest.raises(ValueError, match="not a bipartite"):
+        same_side.bipartite(2)  # (0, 1) joins two users

@@ -128,6 +128,8 @@ class Task:
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         emb, ego = model(batch)
+        emb, ego = batch.own(emb), batch.own(ego)  # full propagation: the batch's rows, gathered once
+        batch = batch.compact()
         bpr = bpr_loss(*triplet(emb, batch))
         reg = l2_penalty(*triplet(ego, batch))
         return bpr + self.cfg.train.reg_weight * reg, {"bpr": bpr.item()}

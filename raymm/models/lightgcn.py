@@ -59,6 +59,10 @@ class LightGCN(nn.Module):
         Returns:
             seeds (S, d) final embeddings, ego (S, d) layer-0 embeddings (for the L2 penalty).
         """
+        adj = batch.full_adj
+        if adj is not None:  # every node is a seed: whole-table propagation
+            h0 = self.embedding.weight
+            return mean_of_layers_full(h0, adj, self.num_layers), h0
         num_seeds = len(batch.seeds)
         h0 = self.embedding(batch.input_nid(self.num_layers))
         return mean_of_layers_sampled(h0, batch.layers(self.num_layers), num_seeds), h0[:num_seeds]

@@ -30,7 +30,7 @@ from torch import nn
 
 from raymm.models.prompt import SoftPrompt
 from raymm.models.extractors import StudentExtractor, register_features
-from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block
+from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled, propagate_block, rows
 from raymm.models.registry import register
 from raymm.sampling import Batch
 from raymm.sparse import SparseAdj
@@ -52,6 +52,12 @@ class TeacherOutput:
     ego: torch.Tensor | None
     modal: dict[str, torch.Tensor]
     prompt: torch.Tensor | None
+
+    def own(self, batch: Batch) -> "TeacherOutput":
+        """The outputs at ``batch``'s own users and items (:meth:`Batch.own`), for :meth:`Batch.compact`."""
+        pick = lambda x: None if x is None else batch.own(x)  # noqa: E731
+        return TeacherOutput(pick(self.emb), pick(self.ego), {m: pick(f) for m, f in self.modal.items()},
+                             pick(self.prompt))
 
 
 @register("promptmm_teacher", version=1)
@@ -154,7 +160,7 @@ class PromptMMTeacher(nn.Module):
         return None, self._cached_summary
 
     def _item_prompts(self, item_ids: torch.Tensor, p_all: torch.Tensor | None) -> torch.Tensor:
-        return p_all[item_ids] if p_all is not None else self.prompt.items(item_ids)
+        return rows(p_all, item_ids) if p_all is not None else self.prompt.items(item_ids)
 
     def _node_prompts(self, node_ids: torch.Tensor, p_all: torch.Tensor | None) -> torch.Tensor:
         is_user = node_ids < self.num_users
@@ -183,10 +189,13 @@ class PromptMMTeacher(nn.Module):
 
     # --- forward ---------------------------------------------------------------------------
     def forward(self, batch: Batch) -> TeacherOutput:
-        """Teacher outputs at the seeds of a sampled batch (needs max(L, 2) blocks)."""
+        """Teacher outputs at the seeds of a sampled batch (needs max(L, 2) blocks), or at every node
+        of a full-propagation batch."""
+        p_all, summary = self._prompt_context()
+        if batch.full_adj is not None:
+            return self._outputs(batch.full_adj, p_all, summary)
         num_seeds = len(batch.seeds)
         blocks = batch.layers(max(self.num_layers, 2))
-        p_all, summary = self._prompt_context()
         modal = {}
         for m in self.modalities:
             x = self._item_signal(m, blocks[-2].src_nid, p_all, summary)
@@ -208,18 +217,31 @@ class PromptMMTeacher(nn.Module):
     def full(self, adj: SparseAdj) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Full-graph layer-wise inference: ((N, d) e^T, m -> (N, d) f^m) for all N = U + I nodes."""
         p_all, summary = (None, None) if self.prompt is None else (lambda p: (p, self._summary(p)))(self.prompt.items())
-        all_nodes = torch.arange(self.num_users + self.num_items, device=self.embedding.weight.device)
+        out = self._outputs(adj, p_all, summary)
+        return out.emb, out.modal
+
+    def _outputs(self, adj: SparseAdj, p_all: torch.Tensor | None, summary: dict[str, torch.Tensor] | None
+                 ) -> TeacherOutput:
+        """The equations over whole tables: outputs at all N = U + I nodes (full propagation, in
+        training and inference). The modality GNN runs on the user-item blocks of ``adj``: f_u^m =
+        A_ui h^m, f_i^m = A_iu f_u^m."""
+        a_ui, a_iu = adj.bipartite(self.num_users)
+        prompt = None
+        if self.prompt is not None:
+            p_items = p_all if p_all is not None else self.prompt.items()
+            prompt = torch.cat([self.prompt.users(), p_items])  # (N, d)
         modal = {}
         for m in self.modalities:
-            x = self._item_signal(m, all_nodes, p_all, summary)
-            user_side = adj @ x
-            modal[m] = user_side + adj @ user_side
-        h0 = self.embedding.weight
-        if self.prompt is not None:
-            h0 = h0 + self.a_sp * F.normalize(self._node_prompts(all_nodes, p_all), dim=1)
+            x = self.features(m)
+            if prompt is not None:
+                x = x + self.a_fp * F.normalize(p_items @ summary[m], dim=1)
+            f_u = a_ui @ self.feat_dropout(self.reducers[m](x))  # (U, d)
+            modal[m] = torch.cat([f_u, a_iu @ f_u])
+        ego = self.embedding.weight
+        h0 = ego if prompt is None else ego + self.a_sp * F.normalize(prompt, dim=1)
         emb = mean_of_layers_full(h0, adj, self.num_layers)
         emb = emb + self.a_mc * sum(F.normalize(f, dim=1) for f in modal.values())
-        return emb, modal
+        return TeacherOutput(emb, ego, modal, prompt)
 
     @torch.no_grad()
     def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:

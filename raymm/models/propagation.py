@@ -8,6 +8,19 @@ from raymm.sampling import Block
 from raymm.sparse import SparseAdj
 
 
+def rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[index]`` for an integer ``index`` of any shape: (*index.shape, *x.shape[1:]). Through
+    ``index_select``, whose backward is an ``index_add_``; plain indexing's is an accumulating
+    ``index_put_``, several times slower on the CPU."""
+    return x.index_select(0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
+
+
+def prefix(h: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` rows of ``h`` (a batch's seeds): ``h`` itself when it has no more, since a
+    slice's backward fills a zero tensor of ``h``'s size (every node is a seed in full propagation)."""
+    return h if h.shape[0] == n else h[:n]
+
+
 def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
     """One weighted-sum layer on a sampled block.
 
@@ -38,10 +51,10 @@ def mean_of_layers_sampled(h0: torch.Tensor, blocks: list[Block], num_seeds: int
         (num_seeds, d).
     """
     h = h0
-    total = h0[:num_seeds]
+    total = prefix(h0, num_seeds)
     for block in blocks:
         h = propagate_block(h, block)
-        total = total + h[:num_seeds]
+        total = total + prefix(h, num_seeds)
     return total / (len(blocks) + 1)
 
 

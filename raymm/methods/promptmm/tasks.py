@@ -16,6 +16,7 @@ from raymm.losses import bpr_loss, l2_penalty
 from raymm.methods.freedom.tasks import build_freedom, freedom_loss, prune_neighbourhoods
 from raymm.methods.lattice.tasks import build_lattice, lattice_loss
 from raymm.methods.base import SharedData, Task, triplet
+from raymm.models.propagation import rows
 from raymm.models.lightgcn import LightGCN
 from raymm.models.prompt import SoftPrompt
 from raymm.models.promptmm import PromptMMTeacher, TeacherOutput
@@ -106,11 +107,12 @@ class TeacherTask(_PromptMMTask):
 
     def loss(self, model, batch):
         t = self.cfg.method.promptmm.teacher
+        out: TeacherOutput = model(batch).own(batch)  # full propagation: the batch's rows, gathered once
+        batch = batch.compact()
         if t.backbone == "freedom":
-            return freedom_loss(model(batch), batch, t.reg_weight, t.freedom.modal_weight)
+            return freedom_loss(out, batch, t.reg_weight, t.freedom.modal_weight)
         if t.backbone == "lattice":
-            return lattice_loss(self.module, model(batch), batch, t.reg_weight)
-        out: TeacherOutput = model(batch)
+            return lattice_loss(self.module, out, batch, t.reg_weight)
         bpr = bpr_loss(*triplet(out.emb, batch))
         total = bpr + t.reg_weight * l2_penalty(*triplet(out.ego, batch))
         parts = {"bpr": bpr.item()}
@@ -222,6 +224,8 @@ class DistillTask(_PromptMMTask):
         if self.module.frozen and self.module.targets is None:  # once per worker (and per restart)
             self.module.targets = self.teacher_full(batch.seeds.device)
         emb, ego, t = model(batch)
+        emb, ego, t = batch.own(emb), batch.own(ego), t.own(batch)  # full propagation: gathered once
+        batch = batch.compact()
         u, p, n = triplet(emb, batch)
         bpr = bpr_loss(u, p, n)
         total = bpr + self.cfg.train.reg_weight * l2_penalty(*triplet(ego, batch))
@@ -235,21 +239,19 @@ class DistillTask(_PromptMMTask):
             parts["kd_pair"] = pair.item()
         if d.list_weight:
             cols = torch.cat([batch.pos_pos.unsqueeze(1), batch.list_pos], dim=1)  # (B, K+1), target first
-            s_logits = (u.unsqueeze(1) * emb[cols]).sum(-1)
-            t_logits = {m: (f[batch.user_pos].unsqueeze(1) * f[cols]).sum(-1) for m, f in t.modal.items()}
+            s_logits = torch.bmm(rows(emb, cols), u.unsqueeze(2)).squeeze(2)
+            t_logits = {m: torch.bmm(rows(f, cols), rows(f, batch.user_pos).unsqueeze(2)).squeeze(2) for m, f in t.modal.items()}
             lst = (parity_listwise_kd(t_logits, s_logits) if parity
                    else listwise_kd(t_logits, s_logits, d.tau_list, d.reweight))
             total = total + d.list_weight * lst
             parts["kd_list"] = lst.item()
         if d.emb_weight:
-            own = {m: batch.own(f) for m, f in t.modal.items()}  # the batch's users and items
             if parity:  # public code: item embeddings only
-                items = batch.own(batch.seeds) >= self.graph.num_users
-                e = embedding_kd({m: f[items] for m, f in own.items()}, batch.own(emb)[items], d.sce_gamma)
-            else:
-                mine = batch.own(emb)
+                items = batch.seeds >= self.graph.num_users
+                e = embedding_kd({m: f[items] for m, f in t.modal.items()}, emb[items], d.sce_gamma)
+            else:  # the batch's users and items
                 project = self.module.project
-                e = embedding_kd(own, mine if project is None else project(mine), d.sce_gamma)
+                e = embedding_kd(t.modal, emb if project is None else project(emb), d.sce_gamma)
             total = total + d.emb_weight * e
             parts["kd_emb"] = e.item()
         # Under DDP every teacher output that the trainable prompt feeds must reach the loss, or DDP
