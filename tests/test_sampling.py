@@ -123,3 +123,17 @@ def test_training_rows_are_read_once_when_they_fit_a_quarter_of_the_object_store
     assert not should_materialize(ds, "auto", object_store_bytes=63_999)
     assert should_materialize(ds, "always", object_store_bytes=0)
     assert not should_materialize(ds, "never", object_store_bytes=1e12)
+
+
+def test_rows_gathers_like_indexing_with_the_same_gradient():
+    """``rows(x, idx)`` is ``x[idx]`` for an index of any shape, gradient included (through index_select)."""
+    from raymm.models.propagation import rows
+
+    x = torch.randn(6, 3, requires_grad=True)
+    idx = torch.tensor([[0, 5, 5], [2, 0, 1]])
+    g = torch.randn(2, 3, 3)
+    out = rows(x, idx)
+    assert out.shape == (2, 3, 3) and torch.equal(out, x[idx])
+    (out * g).sum().backward()
+    expected = torch.zeros(6, 3).index_put_((idx.reshape(-1),), g.reshape(-1, 3), accumulate=True)
+    torch.testing.assert_close(x.grad, expected)
