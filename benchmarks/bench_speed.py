@@ -27,10 +27,10 @@ train.propagation=full``, 2026-12-03, 1,306 samples; shares of all samples, incl
      1.5%  the finiteness check of the gradients (one host sync a step)
      1.5%  Ray Data's iteration of the training rows (read once into the object store)
 
-So the epoch is compute; the data pipeline is not what limits it. The same worker ran at about 150%
-of the 2 cores' 200% (the other processes of Ray took about 20%: dashboard, GCS, raylet, the
-split coordinator), and its epochs took 2.4-3.4 s against 1.9 s for the same steps in one plain
-process (``benchmarks/bench_propagation.py``).
+So the epoch is compute; the data pipeline is not what limits it. The worker used 152 of the 2
+cores' 200 CPU percent, and Ray's other processes about 24 (dashboard, GCS, raylet, the split
+coordinator ...; /proc CPU times over 20 s). Its epochs took 2.4-3.4 s, against about 1.9 s for
+the same steps in one plain process (``benchmarks/bench_propagation.py``).
 """
 
 from __future__ import annotations

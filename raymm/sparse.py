@@ -69,7 +69,11 @@ class SparseAdj:
         return int(self.mat._nnz())
 
     def to(self, device: torch.device | str) -> "SparseAdj":
+        """On ``device``; this very object when it is there already (its :meth:`bipartite` blocks
+        stay built: a full-propagation batch moves its adjacency at every step)."""
         mat = self.mat.to(device)
+        if mat is self.mat:
+            return self
         return SparseAdj(mat, None if self.mat_t is self.mat else self.mat_t.to(device))
 
     def to_dense(self) -> torch.Tensor:

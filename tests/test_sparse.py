@@ -52,7 +52,7 @@ def test_product_agrees_with_a_torch_sparse_tensor_and_moves_devices():
     h = torch.randn(3, 4)
     torch.testing.assert_close(adj @ h, torch.sparse.mm(coo, h))
     moved = adj.to("cpu")
-    assert moved.device.type == "cpu"
+    assert moved.device.type == "cpu" and moved is adj  # already there: the same object, its blocks kept
     torch.testing.assert_close(moved @ h, adj @ h)
 
 
