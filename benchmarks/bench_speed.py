@@ -21,7 +21,8 @@ train.propagation=full``, 2026-12-03, 1,306 samples; shares of all samples, incl
 
     41.1%  the backward (raymm/train/worker.py _train_step: loss.backward())
     29.6%  the loss: the teacher's forward 24.7% (its sparse products 7.0%), BPR terms and gathers
-     6.8%  the epoch's MLflow logging and report (outside the epoch's seconds)
+     6.8%  logging the epoch's metrics to MLflow (outside the epoch's seconds)
+     1.1%  the checkpoint report (outside the epoch's seconds)
      4.8%  the validation ranking (outside the epoch's seconds)
      3.2%  the optimiser step
      1.5%  the finiteness check of the gradients (one host sync a step)
