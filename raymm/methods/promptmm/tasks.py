@@ -240,7 +240,8 @@ class DistillTask(_PromptMMTask):
         if d.list_weight:
             cols = torch.cat([batch.pos_pos.unsqueeze(1), batch.list_pos], dim=1)  # (B, K+1), target first
             s_logits = torch.bmm(rows(emb, cols), u.unsqueeze(2)).squeeze(2)
-            t_logits = {m: torch.bmm(rows(f, cols), rows(f, batch.user_pos).unsqueeze(2)).squeeze(2) for m, f in t.modal.items()}
+            t_logits = {m: torch.bmm(rows(f, cols), rows(f, batch.user_pos).unsqueeze(2)).squeeze(2)
+                        for m, f in t.modal.items()}
             lst = (parity_listwise_kd(t_logits, s_logits) if parity
                    else listwise_kd(t_logits, s_logits, d.tau_list, d.reweight))
             total = total + d.list_weight * lst
