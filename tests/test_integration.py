@@ -63,6 +63,28 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
                                 "train.lr=0.02"), dataset, storage, "resume")
 
 
+def test_materialised_training_rows_come_from_the_driver_graph_and_match_the_parquet_rows(ray_local, tmp_path):
+    """With ``materialize`` the TRAIN rows go to the object store from the driver's graph, in at
+    least 4 blocks and with no Parquet read; they are the same rows (as a multiset) as streaming
+    the shards gives."""
+    from raymm.train.run import build_shared, train_interactions
+
+    cfg = _cfg(tmp_path)
+    dataset = prepare_dataset(cfg)
+    graph = build_shared(dataset, cfg).graph
+    users, items = dataset.read_interactions()["train"]
+    expected = sorted(zip(users.tolist(), items.tolist()))
+    held = train_interactions(dataset, True, graph, rows_per_block=len(users) // 6)
+    streamed = train_interactions(dataset, False)
+    plans = []
+    for ds in (held, streamed):
+        rows = ds.to_pandas()
+        assert sorted(zip(rows["user_id"].tolist(), rows["item_id"].tolist())) == expected
+        plans.append(ds.stats())  # the operators of that execution
+    assert "ListFiles" not in plans[0] and "ListFiles" in plans[1]  # the Parquet read's first operator
+    assert held.materialize().num_blocks() == 7  # ceil(n / (n // 6)) blocks of at most n // 6 rows
+
+
 def test_failure_config_restarts_worker_group(ray_local, tmp_path):
     # sampled blocks (auto picks full propagation on data this small)
     cfg = _cfg(tmp_path, "train.epochs=3", "train.max_failures=1", "output.run_name=restart",

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.fs as pafs
 import ray
 import ray.data
@@ -152,9 +154,24 @@ def _input_error_of(err) -> InputError | None:
     return None
 
 
-def train_interactions(dataset: Dataset, materialize: bool) -> ray.data.Dataset:
-    """The TRAIN rows (user_id, item_id) from the Parquet shards: read once into the object store
-    when ``materialize`` (every epoch then iterates the same blocks), else streamed every epoch."""
+def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | None = None,
+                       rows_per_block: int = 1_000_000) -> ray.data.Dataset:
+    """The TRAIN rows (user_id, item_id), in blocks whose order is shuffled every epoch.
+
+    With ``materialize`` and the driver's ``graph`` (built by :func:`build_shared` from the same,
+    validated Parquet rows), the rows are put in the object store from the graph, ordered by user
+    then item, in blocks of at most ``rows_per_block`` rows (at least 4): every epoch iterates those
+    blocks and no Ray Data read runs. Reading them through ``read_parquet(...).materialize()``
+    instead took 4.7-9.8 s per stage on TikTok (60k rows), mostly starting Ray Data's read tasks.
+    Without ``graph`` they are read once from the Parquet shards; without ``materialize`` they are
+    streamed from the shards every epoch."""
+    if materialize and graph is not None:
+        indptr, items = graph.user_items()
+        users = np.repeat(np.arange(graph.num_users, dtype=np.int64), np.diff(indptr))
+        pieces = max(4, -(-len(users) // rows_per_block))
+        tables = [pa.table({"user_id": u, "item_id": i})
+                  for u, i in zip(np.array_split(users, pieces), np.array_split(items, pieces))]
+        return ray.data.from_arrow(tables).randomize_block_order()
     ds = ray.data.read_parquet(dataset.interaction_paths(), filesystem=dataset.fs,
                                columns=["user_id", "item_id", "split"])
     ds = ds.filter(expr=col("split") == "train").select_columns(["user_id", "item_id"])
@@ -203,7 +220,7 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
             # the controller's INFO lines (resources asked, worker group started, snapshot found) stay
             # in its log files; warnings and errors (a worker failed, a restart) still reach the console
             logging_config=ray.train.LoggingConfig(log_level="WARNING")),
-        datasets={"train": train_interactions(dataset, materialize)},
+        datasets={"train": train_interactions(dataset, materialize, shared.graph)},
     )
     try:
         result = trainer.fit()
