@@ -56,16 +56,31 @@ class Block:
 
 
 class NegativeSampler:
-    """Uniform negative items that are never one of the user's training positives."""
+    """Uniform negative items that are never one of the user's training positives.
 
-    def __init__(self, graph: TrainGraph, seed: int = 0, max_rounds: int = 100):
+    Membership of ``user * I + item`` is a lookup in a bitmap of all U x I pairs when that takes at
+    most ``bitmap_max_bytes`` (TikTok: 7.8 MB), else a binary search in the sorted positive keys.
+    Both give the same answers; the bitmap is the faster one (the binary search of a student batch's
+    45k list negatives took about 11 ms of its 16 ms batch on TikTok).
+    """
+
+    def __init__(self, graph: TrainGraph, seed: int = 0, max_rounds: int = 100, bitmap_max_bytes: int = 64 << 20):
         self.num_items = graph.num_items
         self.keys = graph.positive_keys()
         self.rng = np.random.default_rng(seed)
         self.max_rounds = max_rounds
+        pairs = graph.num_users * graph.num_items
+        self.bitmap = None
+        if -(-pairs // 8) <= bitmap_max_bytes:
+            self.bitmap = np.zeros(-(-pairs // 8), dtype=np.uint8)
+            byte, bit = self.keys >> 3, (1 << (self.keys & 7)).astype(np.uint8)  # keys are sorted
+            starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]]) if len(byte) else byte
+            self.bitmap[byte[starts]] = np.bitwise_or.reduceat(bit, starts) if len(byte) else bit
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self.num_items + items
+        if self.bitmap is not None:
+            return ((self.bitmap[keys >> 3] >> (keys & 7)) & 1).astype(bool)
         pos = np.searchsorted(self.keys, keys)
         pos = np.minimum(pos, len(self.keys) - 1)
         return self.keys[pos] == keys if len(self.keys) else np.zeros(len(keys), dtype=bool)

@@ -27,6 +27,19 @@ def test_negatives_are_never_training_positives(graph):
         assert not set(row.tolist()) & set(items[indptr[u]:indptr[u + 1]].tolist())
 
 
+def test_bitmap_and_binary_search_membership_agree(graph):
+    """The bitmap (small U x I) and the binary search (large) answer alike, so the same seed draws
+    the same negatives either way."""
+    fast, slow = NegativeSampler(graph, seed=3), NegativeSampler(graph, seed=3, bitmap_max_bytes=0)
+    assert fast.bitmap is not None and slow.bitmap is None
+    users, items = np.divmod(np.arange(graph.num_users * graph.num_items), graph.num_items)
+    member = fast.is_positive(users, items)
+    assert np.array_equal(member, slow.is_positive(users, items))
+    assert member.sum() == len(graph.positive_keys())
+    drawn = np.repeat(np.arange(graph.num_users), 20)
+    assert np.array_equal(fast.sample(drawn, 4), slow.sample(drawn, 4))
+
+
 def test_negative_sampler_fails_clearly_when_impossible():
     g = TrainGraph.from_interactions(np.array([0, 0]), np.array([0, 1]), 1, 2)
     with pytest.raises(RuntimeError, match="every item"):
