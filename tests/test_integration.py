@@ -83,6 +83,10 @@ def test_materialised_training_rows_come_from_the_driver_graph_and_match_the_par
         plans.append(ds.stats())  # the operators of that execution
     assert "ListFiles" not in plans[0] and "ListFiles" in plans[1]  # the Parquet read's first operator
     assert held.materialize().num_blocks() == 7  # ceil(n / (n // 6)) blocks of at most n // 6 rows
+    # train.seed fixes the block order of each epoch (execution); epochs differ from each other.
+    runs = [train_interactions(dataset, True, graph, rows_per_block=len(users) // 6, seed=5) for _ in range(2)]
+    orders = [[ds.to_pandas()["user_id"].tolist() for _ in range(2)] for ds in runs]
+    assert orders[0] == orders[1] and orders[0][0] != orders[0][1]
 
 
 def test_failure_config_restarts_worker_group(ray_local, tmp_path):

@@ -20,6 +20,7 @@ import ray
 import ray.data
 import ray.train
 import yaml
+from ray.data import RandomSeedConfig
 from ray.data.expressions import col
 from ray.train.torch import TorchTrainer
 
@@ -155,7 +156,7 @@ def _input_error_of(err) -> InputError | None:
 
 
 def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | None = None,
-                       rows_per_block: int = 1_000_000) -> ray.data.Dataset:
+                       rows_per_block: int = 1_000_000, seed: int | None = None) -> ray.data.Dataset:
     """The TRAIN rows (user_id, item_id), in blocks whose order is shuffled every epoch.
 
     With ``materialize`` and the driver's ``graph`` (built by :func:`build_shared` from the same,
@@ -163,6 +164,8 @@ def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | 
     then item, in blocks of at most ``rows_per_block`` rows (at least 4): every epoch iterates those
     blocks and no Ray Data read runs. Reading them through ``read_parquet(...).materialize()``
     instead took 4.7-9.8 s per stage on TikTok (60k rows), mostly starting Ray Data's read tasks.
+    Their block order is drawn from ``seed`` (``train.seed``) and the epoch's index, so a run is
+    repeated exactly where its training is deterministic.
     Without ``graph`` they are read once from the Parquet shards; without ``materialize`` they are
     streamed from the shards every epoch."""
     if materialize and graph is not None:
@@ -171,7 +174,8 @@ def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | 
         pieces = max(4, -(-len(users) // rows_per_block))
         tables = [pa.table({"user_id": u, "item_id": i})
                   for u, i in zip(np.array_split(users, pieces), np.array_split(items, pieces))]
-        return ray.data.from_arrow(tables).randomize_block_order()
+        order = None if seed is None else RandomSeedConfig(seed=seed, reseed_after_execution=True)
+        return ray.data.from_arrow(tables).randomize_block_order(seed=order)
     ds = ray.data.read_parquet(dataset.interaction_paths(), filesystem=dataset.fs,
                                columns=["user_id", "item_id", "split"])
     ds = ds.filter(expr=col("split") == "train").select_columns(["user_id", "item_id"])
@@ -220,7 +224,7 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
             # the controller's INFO lines (resources asked, worker group started, snapshot found) stay
             # in its log files; warnings and errors (a worker failed, a restart) still reach the console
             logging_config=ray.train.LoggingConfig(log_level="WARNING")),
-        datasets={"train": train_interactions(dataset, materialize, shared.graph)},
+        datasets={"train": train_interactions(dataset, materialize, shared.graph, seed=cfg.train.seed)},
     )
     try:
         result = trainer.fit()
