@@ -162,13 +162,14 @@ def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | 
     With ``materialize`` and the driver's ``graph`` (built by :func:`build_shared` from the same,
     validated Parquet rows), the rows are put in the object store from the graph, ordered by user
     then item, in blocks of at most ``rows_per_block`` rows: every epoch iterates those blocks and
-    no Ray Data read runs. Blocks are kept large on purpose: a worker's local shuffle buffer takes
-    in whole blocks, so one block of TikTok's 60k rows shuffles every row, while blocks of 15k and a
-    10k buffer narrowed each batch to a quarter of the users (LightGCN on TikTok, one worker, 10
-    epochs: validation Recall@20 0.0847 and 0.0840, against 0.0857 and 0.0867 with one block). Reading them through ``read_parquet(...).materialize()``
-    instead took 4.7-9.8 s per stage on TikTok (60k rows), mostly starting Ray Data's read tasks.
-    Their block order is drawn from ``seed`` (``train.seed``) and the epoch's index, so a run is
-    repeated exactly where its training is deterministic.
+    no Ray Data read runs (``read_parquet(...).materialize()`` took 4.7-9.8 s per stage on TikTok's
+    60k rows, mostly starting Ray Data's read tasks). Blocks are kept large on purpose: a worker's
+    local shuffle buffer takes in whole blocks, so one block of TikTok's 60k rows shuffles every
+    row, while blocks of 15k and a 10k buffer narrowed each batch to a quarter of the users
+    (LightGCN on TikTok, one worker, 10 epochs: validation Recall@20 0.0847 and 0.0840, against
+    0.0857 and 0.0867 with one block). Their order is drawn from ``seed`` (``train.seed``) and the
+    epoch's index, so a run is repeated exactly where its training is deterministic.
+
     Without ``graph`` they are read once from the Parquet shards; without ``materialize`` they are
     streamed from the shards every epoch."""
     if materialize and graph is not None:
