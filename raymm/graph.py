@@ -55,10 +55,14 @@ class TrainGraph:
         indptr = self.indptr[: self.num_users + 1]
         return indptr, self.indices[: indptr[-1]] - self.num_users
 
+    def interactions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user ids, item ids) of all training interactions, (|R|,) each, ordered by user then item."""
+        indptr, items = self.user_items()
+        return np.repeat(np.arange(self.num_users, dtype=np.int64), np.diff(indptr)), items
+
     def positive_keys(self) -> np.ndarray:
         """Sorted ``user * I + item`` keys of all training interactions (for membership tests)."""
-        indptr, items = self.user_items()
-        users = np.repeat(np.arange(self.num_users, dtype=np.int64), np.diff(indptr))
+        users, items = self.interactions()
         return users * self.num_items + items
 
     # --- normalisation -----------------------------------------------------------------------

@@ -69,13 +69,12 @@ class NegativeSampler:
         self.keys = graph.positive_keys()
         self.rng = np.random.default_rng(seed)
         self.max_rounds = max_rounds
-        pairs = graph.num_users * graph.num_items
-        self.bitmap = None
-        if -(-pairs // 8) <= bitmap_max_bytes:
-            self.bitmap = np.zeros(-(-pairs // 8), dtype=np.uint8)
-            byte, bit = self.keys >> 3, (1 << (self.keys & 7)).astype(np.uint8)  # keys are sorted
-            starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]]) if len(byte) else byte
-            self.bitmap[byte[starts]] = np.bitwise_or.reduceat(bit, starts) if len(byte) else bit
+        size = -(-graph.num_users * graph.num_items // 8)  # bytes of a bitmap of all U x I pairs
+        self.bitmap = np.zeros(size, dtype=np.uint8) if size <= bitmap_max_bytes else None
+        if self.bitmap is not None and len(self.keys):
+            byte, bit = self.keys >> 3, (1 << (self.keys & 7)).astype(np.uint8)
+            starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])  # keys are sorted: one run per byte
+            self.bitmap[byte[starts]] = np.bitwise_or.reduceat(bit, starts)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self.num_items + items

@@ -64,9 +64,9 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
 
 
 def test_materialised_training_rows_come_from_the_driver_graph_and_match_the_parquet_rows(ray_local, tmp_path):
-    """With ``materialize`` the TRAIN rows go to the object store from the driver's graph, in at
-    least 4 blocks and with no Parquet read; they are the same rows (as a multiset) as streaming
-    the shards gives."""
+    """With ``materialize`` the TRAIN rows go to the object store from the driver's graph, in blocks
+    of at most ``rows_per_block`` rows and with no Parquet read; they are the same rows (as a
+    multiset) as streaming the shards gives."""
     from raymm.train.run import build_shared, train_interactions
 
     cfg = _cfg(tmp_path)

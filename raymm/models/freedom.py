@@ -71,8 +71,7 @@ def degree_sensitive_prune(graph: TrainGraph, drop: float, rng: np.random.Genera
     degrees), as a new :class:`TrainGraph` (whose degrees, and so normalisation, are the kept ones).
     Weighted sampling without replacement by exponential keys (Efraimidis and Spirakis 2006): the
     ``n`` smallest ``-log(U) / w``."""
-    indptr, items = graph.user_items()
-    users = np.repeat(np.arange(graph.num_users, dtype=np.int64), np.diff(indptr))
+    users, items = graph.interactions()
     if drop <= 0 or not len(users):
         return graph
     w = 1.0 / np.sqrt(graph.degree[users].astype(np.float64) * graph.degree[items + graph.num_users])

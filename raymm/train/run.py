@@ -173,8 +173,7 @@ def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | 
     Without ``graph`` they are read once from the Parquet shards; without ``materialize`` they are
     streamed from the shards every epoch."""
     if materialize and graph is not None:
-        indptr, items = graph.user_items()
-        users = np.repeat(np.arange(graph.num_users, dtype=np.int64), np.diff(indptr))
+        users, items = graph.interactions()
         pieces = max(1, -(-len(users) // rows_per_block))  # at least one block, even for no rows
         tables = [pa.table({"user_id": u, "item_id": i})
                   for u, i in zip(np.array_split(users, pieces), np.array_split(items, pieces))]
