@@ -18,6 +18,14 @@ step by default (``summary_every=1``: exact, and the gradient reaches every item
 it). For catalogues where that is too costly, ``summary_every=N`` recomputes it every N steps without
 gradient and reuses it in between (the gradient then reaches the prompt through the ``P_i`` factor
 of the batch's items only). Evaluation always uses a fresh summary.
+
+In eval mode (no dropout: evaluation, and the frozen teacher whose prompt PromptMM's stage 2 keeps
+training) the same f_R is computed in factored form, without the (I x d x d_m) products: the item
+prompts are affine in the hard tokens, P_i = H~ W~ with H~ = [H_i, 1] (I, k+1) and W~ = [W_i^T; b_i]
+(k+1, d), so P_i (P_i^T X^m) = H~ M^m with M^m = W~ (W~^T C^m) and C^m = H~^T X^m (k+1, d_m), which
+is fixed while the hard tokens and features are; and a linear f_R maps the prompt term as
+(H~ (M^m W_R^T)) / ||H~ M^m|| beside X^m W_R^T + b_R, fixed while f_R is frozen
+(:meth:`PromptMMTeacher._reduced_eval`).
 """
 
 from __future__ import annotations
@@ -110,6 +118,7 @@ class PromptMMTeacher(nn.Module):
         self.feat_dropout = nn.Dropout(dropout)
         self._steps = 0
         self._cached_summary: dict[str, torch.Tensor] | None = None
+        self._fixed_cache: dict[str, tuple] = {}  # m -> (key, H~, C^m, X^m W_R^T + b_R or None), eval mode
 
     def hparams(self) -> dict:
         return {"num_users": self.num_users, "num_items": self.num_items, "dim": self.dim,
@@ -147,10 +156,13 @@ class PromptMMTeacher(nn.Module):
         return {m: p_items_all.T @ self.features(m) for m in self.modalities}
 
     def _prompt_context(self) -> tuple[torch.Tensor | None, dict[str, torch.Tensor] | None]:
-        """(all item prompts or None, summaries) for this step (see module docstring)."""
+        """(all item prompts or None, summaries) for this step (see module docstring). In eval mode
+        the summaries are None: :meth:`_reduced` then takes the factored form."""
         if self.prompt is None:
             return None, None
-        if not self.training or self.summary_every <= 1:
+        if not self.training:
+            return self.prompt.items(), None
+        if self.summary_every <= 1:
             p_all = self.prompt.items()
             return p_all, self._summary(p_all)
         if self._cached_summary is None or self._steps % self.summary_every == 0:
@@ -170,13 +182,54 @@ class PromptMMTeacher(nn.Module):
         return out
 
     # --- modality branch -------------------------------------------------------------------
-    def _reduced(self, m: str, item_ids: torch.Tensor, p_items: torch.Tensor | None,
+    def _reduced(self, m: str, item_ids: torch.Tensor | None, p_items: torch.Tensor | None,
                  summary: dict[str, torch.Tensor] | None) -> torch.Tensor:
-        """(n, d) h^m for the given items (prompt-enhanced feature reduction f_R)."""
-        x = self.features(m)[item_ids]
+        """(n, d) h^m for the given items, all I when ``item_ids`` is None (prompt-enhanced feature
+        reduction f_R); in eval mode (``summary`` None) in the factored form of :meth:`_reduced_eval`."""
+        if p_items is not None and summary is None:
+            return self._reduced_eval(m, item_ids)
+        x = self.features(m) if item_ids is None else self.features(m)[item_ids]
         if p_items is not None:
             x = x + self.a_fp * F.normalize(p_items @ summary[m], dim=1)
         return self.feat_dropout(self.reducers[m](x))
+
+    def _fixed(self, m: str, with_reduced: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(H~ (I, k+1), C^m = H~^T X^m (k+1, d_m), X^m W_R^T + b_R (I, d) or None), computed without
+        gradient and cached until a tensor they come from changes (in place, as an optimiser step or
+        ``load_state_dict`` does, or by a move to another device)."""
+        reducer = self.reducers[m]
+        sources = [self.prompt.h_item, self.features(m)] + (list(reducer.parameters()) if with_reduced else [])
+        key = tuple((t.data_ptr(), t._version, t.device) for t in sources)
+        hit = self._fixed_cache.get(m)
+        if hit is None or hit[0] != key:
+            with torch.no_grad():
+                h = self.prompt.h_item
+                h_aff = torch.cat([h, torch.ones(len(h), 1, device=h.device, dtype=h.dtype)], dim=1)
+                x = self.features(m)
+                hit = (key, h_aff, h_aff.T @ x, reducer(x) if with_reduced else None)
+            self._fixed_cache[m] = hit
+        return hit[1], hit[2], hit[3]
+
+    def _reduced_eval(self, m: str, item_ids: torch.Tensor | None) -> torch.Tensor:
+        """(n, d) h^m in eval mode, the same equation as :meth:`_reduced` in factored form (module
+        docstring): with M = W~ (W~^T C^m) (k+1, d_m) and z = H~ M (n, d_m) = P_i (P_i^T X^m),
+        h^m = f_R(X^m + a_fp z / ||z||); for a linear f_R, X^m W_R^T + b_R + a_fp (H~ (M W_R^T)) / ||z||.
+        The fixed part of a linear f_R is reused only when no gradient can reach f_R's parameters."""
+        reducer = self.reducers[m]
+        linear = isinstance(reducer, nn.Linear)
+        fold = linear and not (torch.is_grad_enabled() and any(p.requires_grad for p in reducer.parameters()))
+        h_aff, c, r = self._fixed(m, with_reduced=fold)
+        w = torch.cat([self.prompt.item.weight.T, self.prompt.item.bias.unsqueeze(0)])  # (k+1, d)
+        mix = w @ (w.T @ c)  # (k+1, d_m)
+        if item_ids is not None:
+            h_aff = h_aff[item_ids]
+        z = h_aff @ mix  # (n, d_m)
+        norm = torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(1e-12)  # as F.normalize
+        if fold:
+            r = r if item_ids is None else r[item_ids]
+            return r + self.a_fp * (h_aff @ (mix @ reducer.weight.T)) / norm
+        x = self.features(m) if item_ids is None else self.features(m)[item_ids]
+        return reducer(x + self.a_fp * z / norm)
 
     def _item_signal(self, m: str, node_ids: torch.Tensor, p_all, summary) -> torch.Tensor:
         """(n, d): h^m on item nodes, zeros on user nodes."""
@@ -216,7 +269,10 @@ class PromptMMTeacher(nn.Module):
 
     def full(self, adj: SparseAdj) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Full-graph layer-wise inference: ((N, d) e^T, m -> (N, d) f^m) for all N = U + I nodes."""
-        p_all, summary = (None, None) if self.prompt is None else (lambda p: (p, self._summary(p)))(self.prompt.items())
+        p_all, summary = None, None
+        if self.prompt is not None:
+            p_all = self.prompt.items()
+            summary = self._summary(p_all) if self.training else None  # eval: the factored form
         out = self._outputs(adj, p_all, summary)
         return out.emb, out.modal
 
@@ -232,10 +288,7 @@ class PromptMMTeacher(nn.Module):
             prompt = torch.cat([self.prompt.users(), p_items])  # (N, d)
         modal = {}
         for m in self.modalities:
-            x = self.features(m)
-            if prompt is not None:
-                x = x + self.a_fp * F.normalize(p_items @ summary[m], dim=1)
-            f_u = a_ui @ self.feat_dropout(self.reducers[m](x))  # (U, d)
+            f_u = a_ui @ self._reduced(m, None, p_items if prompt is not None else None, summary)  # (U, d)
             modal[m] = torch.cat([f_u, a_iu @ f_u])
         ego = self.embedding.weight
         h0 = ego if prompt is None else ego + self.a_sp * F.normalize(prompt, dim=1)

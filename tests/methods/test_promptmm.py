@@ -7,6 +7,7 @@ import torch
 from raymm.config import build_config
 from raymm.graph import TrainGraph
 from tests.conftest import sample_batch
+from raymm.models.extractors import StudentExtractor
 from raymm.models.prompt import SoftPrompt, hard_tokens, pca
 from raymm.methods.base import SharedData
 from raymm.methods.promptmm.tasks import DistillTask, TeacherTask
@@ -67,6 +68,47 @@ def test_full_fanout_sampled_teacher_equals_full_graph_teacher(propagation):
     assert torch.allclose(out.emb, emb[batch.seeds], atol=1e-5)
     for m in modal:
         assert torch.allclose(out.modal[m], modal[m][batch.seeds], atol=1e-5)
+
+
+@pytest.mark.parametrize("extractor", ["linear", "sgfd"])
+@pytest.mark.parametrize("propagation", ["sampled", "full"])
+def test_eval_mode_factored_prompt_equals_the_equation(propagation, extractor):
+    """In eval mode f_R runs in factored form (no P_i^T X^m product, a linear f_R's fixed part
+    reused); it gives the same outputs and prompt gradients as the plain equation, which train mode
+    runs (dropouts are 0 here), and its cache follows in-place changes of what it was built from."""
+    shared = _shared(2)
+    task = TeacherTask(_cfg(f"train.propagation={propagation}"), shared)
+    teacher = task.module
+    if extractor == "sgfd":  # a non-linear f_R (SGFD's, there without a prompt): only the prompt term factors
+        torch.manual_seed(1)
+        for m, x in shared.features.items():
+            teacher.reducers[m] = StudentExtractor(x.shape[1], teacher.dim)
+    for n, p in teacher.named_parameters():
+        p.requires_grad_(n.startswith("prompt."))  # as in stage 2: only the prompt learns
+    batch = sample_batch(task, shared)
+    results = []
+    for mode in (True, False, False):  # train mode (the equation), eval mode twice (the cache's hit)
+        teacher.train(mode)
+        teacher.zero_grad()
+        torch.manual_seed(0)
+        out = teacher(batch)
+        (out.emb.square().sum() + sum(f.sum() for f in out.modal.values())).backward()
+        results.append((out, {n: p.grad.clone() for n, p in teacher.named_parameters() if p.grad is not None}))
+    (ref, ref_grads), *evals = results
+    for out, grads in evals:
+        assert torch.allclose(out.emb, ref.emb, atol=1e-5)
+        for m in ref.modal:
+            assert torch.allclose(out.modal[m], ref.modal[m], atol=1e-5)
+        assert grads.keys() == ref_grads.keys() and {"prompt.item.weight", "prompt.item.bias"} <= grads.keys()
+        for n in grads:
+            assert torch.allclose(grads[n], ref_grads[n], rtol=1e-4, atol=1e-5), n
+    with torch.no_grad():  # the fixed part follows the reducer's weights (stage 1 evaluates between steps)
+        for p in teacher.reducers.parameters():
+            p.add_(0.1)
+    m = sorted(ref.modal)[0]
+    modal = [teacher.train(mode)(batch).modal[m].detach() for mode in (False, True)]
+    assert not torch.allclose(modal[0], ref.modal[m], atol=1e-3)
+    assert torch.allclose(modal[0], modal[1], atol=1e-5)
 
 
 @pytest.mark.parametrize("parity", [False, True])
