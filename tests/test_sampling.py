@@ -150,3 +150,29 @@ def test_rows_gathers_like_indexing_with_the_same_gradient():
     (out * g).sum().backward()
     expected = torch.zeros(6, 3).index_put_((idx.reshape(-1),), g.reshape(-1, 3), accumulate=True)
     torch.testing.assert_close(x.grad, expected)
+
+
+def test_row_dots_equals_dots_of_gathered_rows_with_the_same_gradients():
+    """``row_dots`` (a sampled product and bag sums on the CPU) gives the scores and gradients of
+    ``bmm`` on the gathered rows, with repeated columns within and across rows and rows never used."""
+    from raymm.models.propagation import row_dots, rows
+
+    torch.manual_seed(0)
+    table = torch.randn(50, 8, dtype=torch.float64, requires_grad=True)
+    anchors = torch.randn(30, 8, dtype=torch.float64, requires_grad=True)
+    cols = torch.randint(0, 40, (30, 7))
+    cols[0] = 3  # one row that repeats a column
+    g = torch.randn(30, 7, dtype=torch.float64)
+    out = row_dots(table, anchors, cols)
+    (out * g).sum().backward()
+    grads = table.grad.clone(), anchors.grad.clone()
+    table.grad = anchors.grad = None
+    ref = torch.bmm(rows(table, cols), anchors.unsqueeze(2)).squeeze(2)
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(grads[0], table.grad)
+    torch.testing.assert_close(grads[1], anchors.grad)
+    assert torch.equal(grads[0][40:], torch.zeros(10, 8, dtype=torch.float64))
+    small = torch.tensor([[0, 2, 2], [5, 1, 0]])
+    assert torch.autograd.gradcheck(lambda t, a: row_dots(t, a, small), (table[:6].detach().requires_grad_(),
+                                                                        anchors[:2].detach().requires_grad_()))

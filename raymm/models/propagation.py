@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from raymm.sampling import Block
 from raymm.sparse import SparseAdj
@@ -13,6 +15,49 @@ def rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     ``index_select``, whose backward is an ``index_add_``; plain indexing's is an accumulating
     ``index_put_``, several times slower on the CPU."""
     return x.index_select(0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
+
+
+def row_dots(table: torch.Tensor, anchors: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """(B, K) scores ``<table[cols[b, k]], anchors[b]>`` of (R, d) ``table``, (B, d) ``anchors`` and
+    (B, K) integer ``cols`` (PromptMM's list-wise KD logits), differentiable in both tensors.
+
+    On the CPU without the (B, K, d) gathered rows: the forward is a sampled dense-dense product
+    (``torch.sparse.sampled_addmm`` on the pattern of ``cols``) and the backward two weighted bag
+    sums (``F.embedding_bag``); 3x faster than ``bmm`` of the gathered rows at B = 4,096, K = 11,
+    d = 64, the same values to float rounding. Elsewhere (GPUs) that ``bmm``."""
+    if table.device.type != "cpu":
+        return torch.bmm(rows(table, cols), anchors.unsqueeze(2)).squeeze(2)
+    return _RowDots.apply(table, anchors, cols)
+
+
+class _RowDots(torch.autograd.Function):
+    """:func:`row_dots` on the CPU."""
+
+    @staticmethod
+    def forward(ctx, table, anchors, cols):
+        b, k = cols.shape
+        crow = torch.arange(0, b * k + 1, k, dtype=cols.dtype)
+        pattern = torch.sparse_csr_tensor(crow, cols.reshape(-1), torch.empty(b * k, dtype=table.dtype),
+                                          (b, table.shape[0]))
+        ctx.save_for_backward(table, anchors, cols)
+        return torch.sparse.sampled_addmm(pattern, anchors, table.T, beta=0.0).values().view(b, k)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        table, anchors, cols = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_table = grad_anchors = None
+        if ctx.needs_input_grad[1]:  # sum_k grad[b, k] table[cols[b, k]]
+            grad_anchors = F.embedding_bag(cols, table, per_sample_weights=grad, mode="sum")
+        if ctx.needs_input_grad[0]:  # row r: sum over (b, k) with cols[b, k] = r of grad[b, k] anchors[b]
+            flat = cols.reshape(-1)
+            order = torch.argsort(flat)
+            counts = torch.bincount(flat, minlength=table.shape[0])
+            grad_table = F.embedding_bag(torch.div(order, cols.shape[1], rounding_mode="floor"), anchors,
+                                         torch.cumsum(counts, 0) - counts,
+                                         per_sample_weights=grad.reshape(-1)[order], mode="sum")
+        return grad_table, grad_anchors, None
 
 
 def prefix(h: torch.Tensor, n: int) -> torch.Tensor:

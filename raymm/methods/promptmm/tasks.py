@@ -16,7 +16,7 @@ from raymm.losses import bpr_loss, l2_penalty
 from raymm.methods.freedom.tasks import build_freedom, freedom_loss, prune_neighbourhoods
 from raymm.methods.lattice.tasks import build_lattice, lattice_loss
 from raymm.methods.base import SharedData, Task, triplet
-from raymm.models.propagation import rows
+from raymm.models.propagation import row_dots, rows
 from raymm.models.lightgcn import LightGCN
 from raymm.models.prompt import SoftPrompt
 from raymm.models.promptmm import PromptMMTeacher, TeacherOutput
@@ -239,9 +239,8 @@ class DistillTask(_PromptMMTask):
             parts["kd_pair"] = pair.item()
         if d.list_weight:
             cols = torch.cat([batch.pos_pos.unsqueeze(1), batch.list_pos], dim=1)  # (B, K+1), target first
-            s_logits = torch.bmm(rows(emb, cols), u.unsqueeze(2)).squeeze(2)
-            t_logits = {m: torch.bmm(rows(f, cols), rows(f, batch.user_pos).unsqueeze(2)).squeeze(2)
-                        for m, f in t.modal.items()}
+            s_logits = row_dots(emb, u, cols)
+            t_logits = {m: row_dots(f, rows(f, batch.user_pos), cols) for m, f in t.modal.items()}
             lst = (parity_listwise_kd(t_logits, s_logits) if parity
                    else listwise_kd(t_logits, s_logits, d.tau_list, d.reweight))
             total = total + d.list_weight * lst
