@@ -173,6 +173,9 @@ def test_row_dots_equals_dots_of_gathered_rows_with_the_same_gradients():
     torch.testing.assert_close(grads[0], table.grad)
     torch.testing.assert_close(grads[1], anchors.grad)
     assert torch.equal(grads[0][40:], torch.zeros(10, 8, dtype=torch.float64))
+    for _ in range(20):  # memory from torch.empty full of NaN, should the pattern's values come from it
+        torch.full((30 * 7,), float("nan"), dtype=torch.float64)
+        assert torch.isfinite(row_dots(table, anchors, cols)).all()
     small = torch.tensor([[0, 2, 2], [5, 1, 0]])
     assert torch.autograd.gradcheck(lambda t, a: row_dots(t, a, small), (table[:6].detach().requires_grad_(),
                                                                         anchors[:2].detach().requires_grad_()))

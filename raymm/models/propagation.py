@@ -37,7 +37,8 @@ class _RowDots(torch.autograd.Function):
     def forward(ctx, table, anchors, cols):
         b, k = cols.shape
         crow = torch.arange(0, b * k + 1, k, dtype=cols.dtype)
-        pattern = torch.sparse_csr_tensor(crow, cols.reshape(-1), torch.empty(b * k, dtype=table.dtype),
+        # zeros, not empty: sampled_addmm multiplies the pattern's values by beta = 0, and 0 x NaN is NaN
+        pattern = torch.sparse_csr_tensor(crow, cols.reshape(-1), torch.zeros(b * k, dtype=table.dtype),
                                           (b, table.shape[0]))
         ctx.save_for_backward(table, anchors, cols)
         return torch.sparse.sampled_addmm(pattern, anchors, table.T, beta=0.0).values().view(b, k)
