@@ -124,6 +124,7 @@ class TrainConfig(_Section):
     prefetch: int = Field(1, ge=0)  # batches built ahead in a background thread while a step trains (0 = off)
     max_failures: int = Field(0, ge=-1)
     resource_wait_s: float = Field(0.0, ge=0)  # autoscaling clusters: how long to wait for room for the workers
+    poll_interval_s: float = Field(0.5, gt=0)  # Ray Train's controller polls its workers this often (Ray: 2 s)
     seed: int = 0
 
     @model_validator(mode="after")

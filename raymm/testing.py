@@ -26,6 +26,19 @@ class FailOnce:
             raise RuntimeError(f"injected failure at epoch {epoch}")
 
 
+@dataclass
+class RecordEnv:
+    """An epoch callback that writes the worker's value of environment variable ``name`` (or
+    ``<unset>``) to the file ``path``."""
+
+    name: str
+    path: str
+
+    def __call__(self, metrics: dict, epoch: int) -> None:
+        with open(self.path, "w") as f:
+            f.write(os.environ.get(self.name, "<unset>"))
+
+
 def train_single_stage(cfg, dataset, storage: str, run_name: str, **kwargs):
     """One Ray Train run of a single-stage method (LightGCN, SGFD): the training loop alone, without
     the job around it (for tests of resumption and faults)."""

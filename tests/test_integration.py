@@ -16,7 +16,7 @@ from raymm.cluster import runtime_env
 from raymm.config import build_config
 from raymm.configbase import ConfigError
 from raymm.data.prepare import prepare_dataset
-from raymm.testing import FailOnce, train_single_stage
+from raymm.testing import FailOnce, RecordEnv, train_single_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["method.name=lightgcn", "data.synthetic.num_users=200", "data.synthetic.num_items=100", "data.synthetic.num_interactions=3000",
@@ -61,6 +61,17 @@ def test_training_resumes_from_latest_checkpoint(ray_local, tmp_path):
     with pytest.raises(ConfigError, match=r"train.lr: 0.01 -> 0.02"):
         train_single_stage(_cfg(tmp_path, "train.epochs=4", "train.patience=10", "output.run_name=resume",
                                 "train.lr=0.02"), dataset, storage, "resume")
+
+
+def test_the_poll_interval_reaches_ray_trains_controller_and_workers(ray_local, tmp_path):
+    """``train.poll_interval_s`` is Ray Train's health-check interval: the controller takes it from
+    the driver's environment at ``fit()`` and passes it on to the workers, where it is read here."""
+    cfg = _cfg(tmp_path, "train.epochs=1", "train.num_workers=1", "train.poll_interval_s=0.3")
+    dataset = prepare_dataset(cfg)
+    seen = tmp_path / "interval.txt"
+    train_single_stage(cfg, dataset, str(tmp_path / "ray_results"), "poll",
+                       log_fn=RecordEnv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(seen)))
+    assert seen.read_text() == "0.3"
 
 
 def test_materialised_training_rows_come_from_the_driver_graph_and_match_the_parquet_rows(ray_local, tmp_path):

@@ -55,7 +55,7 @@ def run_name_for(cfg: Config) -> str:
 
 # Settings a relaunch may change without changing what it trains: where it runs and where it logs.
 RESUME_MAY_CHANGE = ("output.", "mlflow.", "train.num_workers", "train.use_gpu", "train.cpus_per_worker",
-                     "train.placement_strategy", "train.max_failures", "train.resource_wait_s",
+                     "train.placement_strategy", "train.max_failures", "train.resource_wait_s", "train.poll_interval_s",
                      "eval.user_batch_size")
 
 
@@ -229,6 +229,8 @@ def run_training(cfg: Config, dataset: Dataset, storage_path: str, run_name: str
             logging_config=ray.train.LoggingConfig(log_level="WARNING")),
         datasets={"train": train_interactions(dataset, materialize, shared.graph, seed=cfg.train.seed)},
     )
+    # Train V2 reads it in the controller, which gets it from this process's environment at fit()
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(cfg.train.poll_interval_s)
     try:
         result = trainer.fit()
     except ray.train.WorkerGroupError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import resource
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -61,6 +62,8 @@ def train_loop_per_worker(config: dict) -> None:
     log_fn = config.get("log_fn")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if log_fn is not None and rank == 0 and hasattr(log_fn, "warm"):  # MLflow's import beside the setup
+        threading.Thread(target=log_fn.warm, name="raymm-mlflow-warm", daemon=True).start()
     num_nodes = _count_nodes(world)
     device = ray.train.torch.get_device()
     epochs, patience = spec.epochs, spec.patience
