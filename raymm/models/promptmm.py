@@ -199,7 +199,7 @@ class PromptMMTeacher(nn.Module):
         ``load_state_dict`` does, or by a move to another device)."""
         reducer = self.reducers[m]
         sources = [self.prompt.h_item, self.features(m)] + (list(reducer.parameters()) if with_reduced else [])
-        key = tuple((t.data_ptr(), t._version, t.device) for t in sources)
+        key = tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in sources)
         hit = self._fixed_cache.get(m)
         if hit is None or hit[0] != key:
             with torch.no_grad():
