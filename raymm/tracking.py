@@ -95,9 +95,8 @@ class EpochLogger:
 
     def warm(self) -> None:
         """Import MLflow and open the tracking store ahead of the first epoch's log, which otherwise
-        pays for both (about 1.4 s in a fresh worker process); the worker runs it in a thread while
-        it waits for its first batch. Reads the run only."""
-        from mlflow.entities import Metric  # noqa: F401
+        pays for both (about 1.4 s in a fresh worker process); the rank-0 worker runs it in a thread
+        from its start, beside its setup and first batch. Reads the run only."""
         from mlflow.tracking import MlflowClient
 
         MlflowClient(self.tracking_uri).get_run(self.run_id)

@@ -157,7 +157,7 @@ class PromptMMTeacher(nn.Module):
 
     def _prompt_context(self) -> tuple[torch.Tensor | None, dict[str, torch.Tensor] | None]:
         """(all item prompts or None, summaries) for this step (see module docstring). In eval mode
-        the summaries are None: :meth:`_reduced` then takes the factored form."""
+        the summaries are None: :meth:`_reduced` takes the factored form, which needs none."""
         if self.prompt is None:
             return None, None
         if not self.training:
@@ -185,8 +185,9 @@ class PromptMMTeacher(nn.Module):
     def _reduced(self, m: str, item_ids: torch.Tensor | None, p_items: torch.Tensor | None,
                  summary: dict[str, torch.Tensor] | None) -> torch.Tensor:
         """(n, d) h^m for the given items, all I when ``item_ids`` is None (prompt-enhanced feature
-        reduction f_R); in eval mode (``summary`` None) in the factored form of :meth:`_reduced_eval`."""
-        if p_items is not None and summary is None:
+        reduction f_R); with a prompt in eval mode in the factored form of :meth:`_reduced_eval`
+        (``p_items`` and ``summary`` are then unused)."""
+        if self.prompt is not None and not self.training:
             return self._reduced_eval(m, item_ids)
         x = self.features(m) if item_ids is None else self.features(m)[item_ids]
         if p_items is not None:
@@ -235,7 +236,7 @@ class PromptMMTeacher(nn.Module):
         """(n, d): h^m on item nodes, zeros on user nodes."""
         is_item = node_ids >= self.num_users
         item_ids = node_ids[is_item] - self.num_users
-        p_items = self._item_prompts(item_ids, p_all) if self.prompt is not None else None
+        p_items = self._item_prompts(item_ids, p_all) if self.prompt is not None and self.training else None
         x = torch.zeros(len(node_ids), self.dim, device=node_ids.device)
         x[is_item] = self._reduced(m, item_ids, p_items, summary)
         return x
