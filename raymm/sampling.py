@@ -15,6 +15,7 @@ sample with probability ``s_i / d_i``, so ``E[sum_sampled w_ij h_j] = sum_all d_
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,34 +117,76 @@ class NeighbourSampler:
         self.inv_sqrt = graph.inv_sqrt_degree()
         # 'left' (PromptMM's public code): only the destination side is scaled, D^-1/2 A.
         self.src_scale = self.inv_sqrt if normalization == "symmetric" else torch.ones_like(self.inv_sqrt)
+        self._local = threading.local()  # per-thread scratch of :meth:`_block`
 
     def sample(self, seeds: torch.Tensor) -> list[Block]:
         """Blocks for distinct seed node ids ``seeds`` (n,), input layer first."""
         import dgl
 
+        pos, seen = self._scratch()
         blocks: list[Block] = []
         frontier_nodes = seeds
         for fanout in reversed(self.fanouts):
-            frontier = dgl.sampling.sample_neighbors(self.g, frontier_nodes, fanout)
-            block = dgl.to_block(frontier, frontier_nodes)
-            src_nid = block.srcdata[dgl.NID]
-            dst_nid = block.dstdata[dgl.NID]
-            es, ed = block.edges()
-            sampled = block.in_degrees().to(torch.float32)
-            d = dst_nid[ed]
-            weight = self.src_scale[src_nid[es]] * self.inv_sqrt[d] * (self.degree[d] / sampled[ed])
-            # the same edges as a sparse (dst x src) matrix, A from the block's in-edges and A^T
-            # from its out-edges, both CSR as DGL already holds them (a 15,508-edge TikTok block:
-            # 0.4 ms against 1.9 ms for sorting COO entries into the two CSR matrices; a one-off
-            # script); sparse products beat index_add 4-5x
-            indptr, indices, eid = block.adj_tensors("csc")
-            indptr_t, indices_t, eid_t = block.adj_tensors("csr")
-            n_dst, n_src = len(dst_nid), len(src_nid)
-            adj = SparseAdj(torch.sparse_csr_tensor(indptr, indices, weight[eid], (n_dst, n_src)),
-                            torch.sparse_csr_tensor(indptr_t, indices_t, weight[eid_t], (n_src, n_dst)))
-            blocks.insert(0, Block(src_nid, n_dst, es, ed, weight, adj))
-            frontier_nodes = src_nid
+            src, dst = dgl.sampling.sample_neighbors(self.g, frontier_nodes, fanout).edges()
+            blocks.insert(0, self._block(frontier_nodes, src, dst, pos, seen))
+            frontier_nodes = blocks[0].src_nid
         return blocks
+
+    def _scratch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This thread's (N,) int64 node positions and (N,) bool marks (the prefetching thread and
+        the caller's each have their own). Every entry read is written first in the same call, so
+        they are never cleared, except the marks, which are reset where they were set."""
+        local = self._local
+        if not hasattr(local, "pos"):
+            local.pos = torch.zeros(self.g.num_nodes(), dtype=torch.int64)
+            local.seen = torch.zeros(self.g.num_nodes(), dtype=torch.bool)
+        return local.pos, local.seen
+
+    def _block(self, dst_nid: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, pos: torch.Tensor,
+               seen: torch.Tensor) -> Block:
+        """The :class:`Block` of sampled edges ``src -> dst`` (graph node ids, (E,) each) into the
+        distinct nodes ``dst_nid``: source nodes are ``dst_nid`` and then the other sources in
+        ascending id order. What ``dgl.to_block`` does, in vectorised torch ops over two (N,)
+        scratch tensors. LightGCN at 10M interactions (batch 2,048, fan-outs 10,10, LazyAdam, 60
+        steps of each builder interleaved in one process, medians, 2026-12-07): the batch took
+        33.7 ms against 40.3 ms with ``to_block`` and DGL's adjacency tensors, but the forward
+        14.1 ms against 11.0 ms (``to_block`` numbers new sources in order of first use, which the
+        sparse products read with better locality): the whole step 110.3 against 113.4 ms."""
+        n_dst = len(dst_nid)
+        pos.index_copy_(0, dst_nid, torch.arange(n_dst))
+        edge_dst = pos.index_select(0, dst)
+        if len(edge_dst) > 1 and not bool((edge_dst[1:] >= edge_dst[:-1]).all()):
+            # DGL lists each node's sampled edges together, in the order of the nodes; sort if not
+            order = torch.argsort(edge_dst, stable=True)
+            edge_dst, src = edge_dst.index_select(0, order), src.index_select(0, order)
+        seen.index_fill_(0, src, True)
+        seen.index_fill_(0, dst_nid, False)
+        new = seen.nonzero().squeeze(1)  # ascending
+        seen.index_fill_(0, new, False)
+        src_nid = torch.cat([dst_nid, new])
+        n_src = len(src_nid)
+        pos.index_copy_(0, new, torch.arange(n_dst, n_src))
+        edge_src = pos.index_select(0, src)
+        sampled = torch.bincount(edge_dst, minlength=n_dst)
+        # (d_i / s_i) d_i^-1/2 on the destination side, d_j^-1/2 (or 1) on the source side
+        dst_scale = self.inv_sqrt[dst_nid] * self.degree[dst_nid] / sampled.clamp(min=1)
+        weight = (self.src_scale.index_select(0, src_nid).index_select(0, edge_src)
+                  * dst_scale.to(torch.float32).index_select(0, edge_dst))
+        # the same edges as a sparse (dst x src) matrix and its transpose, both CSR: the edges are
+        # grouped by destination already, the transpose takes one stable sort by source
+        order = torch.argsort(edge_src, stable=True)
+        adj = SparseAdj(torch.sparse_csr_tensor(_crow(sampled), edge_src, weight, (n_dst, n_src)),
+                        torch.sparse_csr_tensor(_crow(torch.bincount(edge_src, minlength=n_src)),
+                                                edge_dst.index_select(0, order), weight.index_select(0, order),
+                                                (n_src, n_dst)))
+        return Block(src_nid, n_dst, edge_src, edge_dst, weight, adj)
+
+
+def _crow(counts: torch.Tensor) -> torch.Tensor:
+    """(n+1,) CSR row pointers of rows holding ``counts`` (n,) entries."""
+    crow = torch.zeros(len(counts) + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=crow[1:])
+    return crow
 
 
 class FullNeighbourhood:

@@ -179,3 +179,31 @@ def test_row_dots_equals_dots_of_gathered_rows_with_the_same_gradients():
     small = torch.tensor([[0, 2, 2], [5, 1, 0]])
     assert torch.autograd.gradcheck(lambda t, a: row_dots(t, a, small), (table[:6].detach().requires_grad_(),
                                                                         anchors[:2].detach().requires_grad_()))
+
+
+@pytest.mark.parametrize("normalization", ["symmetric", "left"])
+def test_sampled_blocks_hold_graph_edges_with_their_weights_in_both_matrices(graph, normalization):
+    """raymm's block builder (in place of ``dgl.to_block``): distinct source nodes with the
+    destinations as a prefix, every edge a graph edge, the weight (d_i / s_i) d_i^-1/2 d_j^-1/2
+    (or without d_j^-1/2 for ``left``), and the CSR matrix and its transpose holding exactly the
+    edge lists. Repeated calls reuse the scratch tensors without leaking one call into the next."""
+    sampler = NeighbourSampler(graph, [4, 3], normalization)
+    edges = set(zip(np.repeat(np.arange(graph.num_nodes), np.diff(graph.indptr)).tolist(), graph.indices.tolist()))
+    degree, inv_sqrt = torch.from_numpy(graph.degree), graph.inv_sqrt_degree()
+    for seeds in ([3, 7, 30, 41, 49], [0, 1, 2], [45]):
+        blocks = sampler.sample(torch.tensor(seeds))
+        assert blocks[-1].src_nid[:len(seeds)].tolist() == seeds
+        for block in blocks:
+            nid = block.src_nid
+            assert len(set(nid.tolist())) == len(nid)
+            # every source beyond the destinations is there for an edge of this block
+            assert set(range(block.num_dst, len(nid))) <= set(block.edge_src.tolist())
+            src, dst = nid[block.edge_src], nid[block.edge_dst]
+            assert all((d, s) in edges for s, d in zip(src.tolist(), dst.tolist()))
+            sampled = torch.bincount(block.edge_dst, minlength=block.num_dst).float()[block.edge_dst]
+            expect = inv_sqrt[dst] * degree[dst] / sampled * (inv_sqrt[src] if normalization == "symmetric" else 1)
+            assert torch.allclose(block.edge_weight, expect, rtol=1e-6)
+            dense = torch.zeros(block.num_dst, len(nid))
+            dense.index_put_((block.edge_dst, block.edge_src), block.edge_weight, accumulate=True)
+            assert torch.equal(block.adj.mat.to_dense(), dense)
+            assert torch.equal(block.adj.mat_t.to_dense(), dense.T)
