@@ -75,7 +75,9 @@ class LazyAdam(torch.optim.Optimizer):
                     v_r = v.index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
                     m.index_copy_(0, rows, m_r)
                     v.index_copy_(0, rows, v_r)
-                    p_r = p.index_select(0, rows).sub_(m_r.div_(v_r.sqrt_().div_(bias2).add_(eps)), alpha=step_size)
+                    # step_size m / (sqrt(v) / bias2 + eps) = (step_size bias2) m / (sqrt(v) + eps bias2):
+                    # one pass less over the rows than dividing by bias2 first
+                    p_r = p.index_select(0, rows).addcdiv_(m_r, v_r.sqrt_().add_(eps * bias2), value=-step_size * bias2)
                     p.index_copy_(0, rows, p_r)
                 else:
                     m.lerp_(p.grad, 1 - b1)
