@@ -8,7 +8,8 @@ whole graph at every step).
 
 For each size a synthetic dataset is generated (cached under benchmarks/.cache/), and each variant
 (``mode:optimizer:prefetch``) runs in a fresh child process that does what ONE Ray Train worker
-does: load the shared graph, stream the training rows from the Parquet shards, build each batch
+does: load the shared graph, take the training rows in the order a worker gets them (``--order``),
+build each batch
 (negatives, DGL neighbour sampling for the sampled mode; ``prefetch`` > 0: in a background thread,
 :mod:`raymm.train.prefetch`), forward, BPR + L2, backward, the optimiser step (``adam`` or
 ``lazy_adam``, :mod:`raymm.optim`, with row-sparse embedding gradients). A variant runs one full
@@ -57,7 +58,7 @@ def _dataset(n: int, cache: str) -> str:
 
 
 def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: list[int], dim: int, layers: int,
-           optimizer: str, prefetch: int) -> dict:
+           optimizer: str, prefetch: int, order: str) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     import torch
@@ -70,6 +71,7 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
     from raymm.optim import LazyAdam
     from raymm.sampling import NegativeSampler, NeighbourSampler, make_batch
     from raymm.train.prefetch import Prefetcher
+    from raymm.train.run import ROWS_PER_BLOCK
 
     torch.manual_seed(0)
     ds = load_dataset(data, verify_checksums=False)
@@ -83,12 +85,26 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
     adj = graph.normalized_adjacency() if mode == "full" else None
     train_rows = int(graph.indptr[graph.num_users])
 
-    def rows():  # the training rows, streamed from the Parquet shards
-        for path in ds.interaction_paths():
-            for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["user_id", "item_id", "split"]):
-                rb = rb.filter(pc.equal(rb.column("split"), "train"))
-                if rb.num_rows:
-                    yield rb.column("user_id").to_numpy(), rb.column("item_id").to_numpy()
+    def rows():  # the training rows in the order a worker reads them (see --order)
+        if order == "file":  # streamed from the Parquet shards in file order
+            for path in ds.interaction_paths():
+                for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["user_id", "item_id", "split"]):
+                    rb = rb.filter(pc.equal(rb.column("split"), "train"))
+                    if rb.num_rows:
+                        yield rb.column("user_id").to_numpy(), rb.column("item_id").to_numpy()
+            return
+        # materialised from the graph (ordered by user, then item) in blocks of ROWS_PER_BLOCK rows,
+        # the blocks in random order; the worker's local shuffle buffer takes whole blocks in, so a
+        # batch draws from all rows of its block (the few rows a block leaves over mix into the next)
+        users, items = graph.interactions()
+        pieces = max(1, -(-len(users) // ROWS_PER_BLOCK))
+        rng = np.random.default_rng(0)
+        blocks = list(zip(np.array_split(users, pieces), np.array_split(items, pieces)))
+        for b in rng.permutation(pieces):
+            u, i = blocks[b]
+            perm = rng.permutation(len(u))
+            for s in range(0, len(u), batch_size):
+                yield u[perm[s:s + batch_size]], i[perm[s:s + batch_size]]
 
     def build(r):  # what Task.batch_from_rows does: negatives, then the sampled blocks
         users, pos = r
@@ -120,7 +136,7 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
                 break
     seconds = time.perf_counter() - start
     full_epoch = n_rows >= train_rows
-    return {"mode": mode, "optimizer": optimizer, "prefetch": prefetch, "train_rows": train_rows, "rows": n_rows,
+    return {"mode": mode, "optimizer": optimizer, "prefetch": prefetch, "order": order, "train_rows": train_rows, "rows": n_rows,
             "steps": steps, "seconds": seconds, "interactions_per_s": n_rows / seconds,
             "epoch_seconds": seconds if full_epoch else train_rows / (n_rows / seconds),
             "epoch_projected": not full_epoch, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -137,6 +153,10 @@ def main() -> None:
     p.add_argument("--fanouts", default="10,10")
     p.add_argument("--dim", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--order", choices=["worker", "file"], default="worker",
+                   help="worker: the rows in random 1M-row blocks, shuffled within each (what a Ray Train worker "
+                        "reads from the materialised rows through its shuffle buffer); file: the Parquet shards' "
+                        "order, user by user (each batch holds ~1/17 as many users; the figures before 2026-12-07)")
     p.add_argument("--cache", default=os.path.join(HERE, ".cache"))
     p.add_argument("--child", help=argparse.SUPPRESS)  # one variant, mode:optimizer:prefetch
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -145,7 +165,7 @@ def main() -> None:
     if args.child:
         mode, optimizer, prefetch = args.child.split(":")
         print(json.dumps(_child(mode, args.data, args.batch_size, args.max_seconds, fanouts, args.dim, args.layers,
-                                optimizer, int(prefetch))))
+                                optimizer, int(prefetch), args.order)))
         return
 
     from raymm.data.store import load_dataset
@@ -169,7 +189,7 @@ def main() -> None:
         for v in variants:
             out = subprocess.run([sys.executable, __file__, "--child", v, "--data", data, "--batch-size",
                                   str(args.batch_size), "--max-seconds", str(args.max_seconds), "--fanouts", args.fanouts,
-                                  "--dim", str(args.dim), "--layers", str(args.layers)],
+                                  "--dim", str(args.dim), "--layers", str(args.layers), "--order", args.order],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 print(out.stderr[-2000:], file=sys.stderr)

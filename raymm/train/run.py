@@ -155,8 +155,11 @@ def _input_error_of(err) -> InputError | None:
     return None
 
 
+ROWS_PER_BLOCK = 1_000_000  # materialised training rows per object-store block (train_interactions)
+
+
 def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | None = None,
-                       rows_per_block: int = 1_000_000, seed: int | None = None) -> ray.data.Dataset:
+                       rows_per_block: int = ROWS_PER_BLOCK, seed: int | None = None) -> ray.data.Dataset:
     """The TRAIN rows (user_id, item_id), in blocks whose order is shuffled every epoch.
 
     With ``materialize`` and the driver's ``graph`` (built by :func:`build_shared` from the same,
