@@ -17,15 +17,18 @@ epoch or stops after ``--max-seconds``; the epoch time is then projected from th
 throughput and marked "projected". Peak memory is the child's peak RSS (``ru_maxrss``): graph,
 model, optimiser, batches.
 
-Profile of the 10M step (2026-12-01, idle 2-core machine, ``py-spy record -r 50 -d 50 -f raw --
+Profile of the 10M step (2026-12-07, idle 2-core machine, ``py-spy record -r 50 -d 60 -f raw --
 python benchmarks/bench_training.py --child sampled:lazy_adam:0 --data benchmarks/.cache/synthetic-10000000
---batch-size 2048 --max-seconds 40 --fanouts 10,10 --dim 32 --layers 2``; shares of the training
-loop's samples):
+--batch-size 2048 --max-seconds 55 --fanouts 10,10 --dim 32 --layers 2 --order worker``; shares of the
+training loop's samples):
 
-    36.6%  LazyAdam.step            row gathers/scatters of the ~250k rows a batch reads (of 700k)
-    32.1%  make_batch               sample_neighbors 6.7%, to_block 8.6%, edge weights 5.2%, sparse adj 8.3%
-    17.1%  backward
-    13.2%  LightGCN.forward         sparse products on the sampled blocks
+    44.4%  LazyAdam.step            gathers/scatters of the ~250k rows a batch reads (of 700k) and their moments
+    26.8%  make_batch               DGL's sample_neighbors 8.1%, raymm's block builder 16.6%
+    15.1%  backward
+    13.6%  LightGCN.forward         sparse products on the sampled blocks
+
+(2026-12-01, file order, DGL's ``to_block``: LazyAdam.step 36.6%, make_batch 32.1%, backward
+17.1%, forward 13.2%.)
 """
 
 from __future__ import annotations

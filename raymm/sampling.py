@@ -147,11 +147,13 @@ class NeighbourSampler:
         """The :class:`Block` of sampled edges ``src -> dst`` (graph node ids, (E,) each) into the
         distinct nodes ``dst_nid``: source nodes are ``dst_nid`` and then the other sources in
         ascending id order. What ``dgl.to_block`` does, in vectorised torch ops over two (N,)
-        scratch tensors. LightGCN at 10M interactions (batch 2,048, fan-outs 10,10, LazyAdam, 60
-        steps of each builder interleaved in one process, medians, 2026-12-07): the batch took
-        33.7 ms against 40.3 ms with ``to_block`` and DGL's adjacency tensors, but the forward
-        14.1 ms against 11.0 ms (``to_block`` numbers new sources in order of first use, which the
-        sparse products read with better locality): the whole step 110.3 against 113.4 ms."""
+        scratch tensors. LightGCN at 10M interactions (batch 2,048 drawn from a 10k-row window of
+        the user-ordered rows, fan-outs 10,10, LazyAdam, 60 steps of each builder interleaved in
+        one process, medians, 2026-12-07): the batch took 33.7 ms against 40.3 ms with
+        ``to_block`` and DGL's adjacency tensors, but the forward 14.1 ms against 11.0 ms (``to_block`` numbers new sources in order of first use, which the
+        sparse products read with better locality): the whole step 110.3 against 113.4 ms. With
+        the rows shuffled as a worker gets them, whole 10M epochs are 1.05-1.22x faster together
+        with LazyAdam's lighter row update (``benchmarks/bench_training.py``, README)."""
         n_dst = len(dst_nid)
         pos.index_copy_(0, dst_nid, torch.arange(n_dst))
         edge_dst = pos.index_select(0, dst)
