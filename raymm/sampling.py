@@ -113,8 +113,8 @@ class NeighbourSampler:
             raise ValueError(f"normalization must be 'symmetric' or 'left', got {normalization!r}")
         self.g = graph.to_dgl()
         self.fanouts = list(fanouts)
-        self.degree = torch.from_numpy(graph.degree.copy())
         self.inv_sqrt = graph.inv_sqrt_degree()
+        self.sqrt_degree = self.inv_sqrt * torch.from_numpy(graph.degree)  # d^-1/2 d: a sampled edge's dst factor before / s_i
         # 'left' (PromptMM's public code): only the destination side is scaled, D^-1/2 A.
         self.src_scale = self.inv_sqrt if normalization == "symmetric" else torch.ones_like(self.inv_sqrt)
         self._local = threading.local()  # per-thread scratch of :meth:`_block`
@@ -150,8 +150,9 @@ class NeighbourSampler:
         scratch tensors. LightGCN at 10M interactions (batch 2,048 drawn from a 10k-row window of
         the user-ordered rows, fan-outs 10,10, LazyAdam, 60 steps of each builder interleaved in
         one process, medians, 2026-12-07): the batch took 33.7 ms against 40.3 ms with
-        ``to_block`` and DGL's adjacency tensors, but the forward 14.1 ms against 11.0 ms (``to_block`` numbers new sources in order of first use, which the
-        sparse products read with better locality): the whole step 110.3 against 113.4 ms. With
+        ``to_block`` and DGL's adjacency tensors, but the forward 14.1 ms against 11.0 ms
+        (``to_block`` numbers new sources in order of first use, which the sparse products read
+        with better locality): the whole step 110.3 against 113.4 ms. With
         the rows shuffled as a worker gets them, whole 10M epochs are 1.05-1.22x faster together
         with LazyAdam's lighter row update (``benchmarks/bench_training.py``, README)."""
         n_dst = len(dst_nid)
@@ -171,9 +172,9 @@ class NeighbourSampler:
         edge_src = pos.index_select(0, src)
         sampled = torch.bincount(edge_dst, minlength=n_dst)
         # (d_i / s_i) d_i^-1/2 on the destination side, d_j^-1/2 (or 1) on the source side
-        dst_scale = self.inv_sqrt[dst_nid] * self.degree[dst_nid] / sampled.clamp(min=1)
+        dst_scale = self.sqrt_degree.index_select(0, dst_nid) / sampled.clamp(min=1)
         weight = (self.src_scale.index_select(0, src_nid).index_select(0, edge_src)
-                  * dst_scale.to(torch.float32).index_select(0, edge_dst))
+                  * dst_scale.index_select(0, edge_dst))
         # the same edges as a sparse (dst x src) matrix and its transpose, both CSR: the edges are
         # grouped by destination already, the transpose takes one stable sort by source
         order = torch.argsort(edge_src, stable=True)

@@ -158,6 +158,14 @@ def _input_error_of(err) -> InputError | None:
 ROWS_PER_BLOCK = 1_000_000  # materialised training rows per object-store block (train_interactions)
 
 
+def row_blocks(graph: TrainGraph, rows_per_block: int = ROWS_PER_BLOCK) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The graph's training interactions (ordered by user, then item) as (users, items) blocks of
+    at most ``rows_per_block`` rows; at least one block, even for no rows."""
+    users, items = graph.interactions()
+    pieces = max(1, -(-len(users) // rows_per_block))
+    return list(zip(np.array_split(users, pieces), np.array_split(items, pieces)))
+
+
 def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | None = None,
                        rows_per_block: int = ROWS_PER_BLOCK, seed: int | None = None) -> ray.data.Dataset:
     """The TRAIN rows (user_id, item_id), in blocks whose order is shuffled every epoch.
@@ -176,10 +184,7 @@ def train_interactions(dataset: Dataset, materialize: bool, graph: TrainGraph | 
     Without ``graph`` they are read once from the Parquet shards; without ``materialize`` they are
     streamed from the shards every epoch."""
     if materialize and graph is not None:
-        users, items = graph.interactions()
-        pieces = max(1, -(-len(users) // rows_per_block))  # at least one block, even for no rows
-        tables = [pa.table({"user_id": u, "item_id": i})
-                  for u, i in zip(np.array_split(users, pieces), np.array_split(items, pieces))]
+        tables = [pa.table({"user_id": u, "item_id": i}) for u, i in row_blocks(graph, rows_per_block)]
         order = None if seed is None else RandomSeedConfig(seed=seed, reseed_after_execution=True)
         return ray.data.from_arrow(tables).randomize_block_order(seed=order)
     ds = ray.data.read_parquet(dataset.interaction_paths(), filesystem=dataset.fs,
