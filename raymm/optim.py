@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from raymm import cpu_kernels
+
 
 class LazyAdam(torch.optim.Optimizer):
     r"""Adam (Kingma and Ba, ICLR 2015, Algorithm 1) that updates only the rows of a row-sparse gradient.
@@ -67,7 +69,11 @@ class LazyAdam(torch.optim.Optimizer):
                 step_size = lr / (1 - b1 ** t)
                 bias2 = math.sqrt(1 - b2 ** t)
                 m, v = state["exp_avg"], state["exp_avg_sq"]
-                if p.grad.is_sparse:
+                if p.grad.is_sparse and cpu_kernels.fits(p, m, v) and p.grad.dtype == p.dtype:
+                    # CPU tables: one fused pass per row (numba), the rows in any order
+                    rows, g = _distinct_rows(p.grad)
+                    cpu_kernels.adam_rows_(p, m, v, rows, g, b1, b2, step_size * bias2, eps * bias2)
+                elif p.grad.is_sparse:
                     rows, g = _sorted_rows(p.grad)
                     if not len(rows):
                         continue
@@ -100,3 +106,15 @@ def _sorted_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         grad = grad.coalesce()
         return grad.indices()[0], grad.values()
     return rows, grad._values().index_select(0, order)
+
+
+def _distinct_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R,) distinct rows in any order and their (R, d) contiguous gradient rows of a sparse COO
+    gradient on the CPU: an embedding lookup of distinct ids (a sampled block's input nodes) as it
+    is, without the sort of :func:`_sorted_rows`; ``coalesce`` only when some row repeats."""
+    if not grad.is_coalesced():
+        rows = grad._indices()[0]
+        if cpu_kernels.distinct(rows, grad.shape[0]):
+            return rows, grad._values().contiguous()
+        grad = grad.coalesce()
+    return grad.indices()[0], grad.values().contiguous()

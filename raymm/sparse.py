@@ -15,6 +15,8 @@ import warnings
 
 import torch
 
+from raymm import cpu_kernels
+
 # torch 2.2 warns once per process that CSR support is "beta"; the two operations used here
 # (COO -> CSR conversion, CSR @ dense) are checked against COO products by the tests.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -26,11 +28,34 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mat: torch.Tensor, mat_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         ctx.mat_t = mat_t
-        return mat @ h
+        return _mm(mat, h)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, None, ctx.mat_t @ grad
+        return None, None, _mm(ctx.mat_t, grad)
+
+
+class _SpMMPrefix(torch.autograd.Function):
+    """``(A @ h, h[:n])`` whose gradient for h, ``A^T g + [g_n; 0]``, is one tensor: the prefix's
+    own backward would fill a zero tensor of h's size and autograd would add the two."""
+
+    @staticmethod
+    def forward(ctx, mat: torch.Tensor, mat_t: torch.Tensor, h: torch.Tensor, n: int):
+        ctx.mat_t, ctx.n = mat_t, n
+        return _mm(mat, h), h[:n].clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, grad_prefix: torch.Tensor):
+        grad_h = _mm(ctx.mat_t, grad)
+        grad_h[:ctx.n] += grad_prefix
+        return None, None, grad_h, None
+
+
+def _mm(mat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """CSR ``mat`` @ dense ``h``: on the CPU by :func:`raymm.cpu_kernels.csr_mm`, elsewhere by torch."""
+    if mat.device.type == "cpu" and cpu_kernels.fits(h.contiguous(), mat.values()):
+        return cpu_kernels.csr_mm(mat, h.contiguous())
+    return mat @ h
 
 
 class SparseAdj:
@@ -81,6 +106,11 @@ class SparseAdj:
 
     def __matmul__(self, h: torch.Tensor) -> torch.Tensor:
         return _SpMM.apply(self.mat, self.mat_t, h)
+
+    def matmul_and_prefix(self, h: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A @ h, h[:n])`` (a sampled block's output and its input at the seeds) with one gradient
+        tensor for h."""
+        return _SpMMPrefix.apply(self.mat, self.mat_t, h, n)
 
     def bipartite(self, num_users: int) -> tuple["SparseAdj", "SparseAdj"]:
         """The two off-diagonal blocks of a user-item adjacency A = [[0, A_ui], [A_iu, 0]] (N = U + I

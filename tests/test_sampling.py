@@ -207,3 +207,23 @@ def test_sampled_blocks_hold_graph_edges_with_their_weights_in_both_matrices(gra
             dense.index_put_((block.edge_dst, block.edge_src), block.edge_weight, accumulate=True)
             assert torch.equal(block.adj.mat.to_dense(), dense)
             assert torch.equal(block.adj.mat_t.to_dense(), dense.T)
+
+
+def test_block_builder_takes_sampled_edges_in_any_order(graph):
+    """Edges not grouped by destination (DGL groups them; the builder sorts them if not) give the
+    same block."""
+    sampler = NeighbourSampler(graph, [4])
+    dst_nid = torch.tensor([3, 7, 30, 41, 49])
+    src, dst = dgl_sample(sampler, dst_nid)
+    grouped = sampler._block(dst_nid, src, dst, *sampler._scratch())
+    perm = torch.randperm(len(src), generator=torch.Generator().manual_seed(0))
+    shuffled = sampler._block(dst_nid, src[perm], dst[perm], *sampler._scratch())
+    assert torch.equal(grouped.src_nid, shuffled.src_nid)
+    assert torch.equal(grouped.adj.mat.to_dense(), shuffled.adj.mat.to_dense())
+    assert torch.equal(grouped.adj.mat_t.to_dense(), shuffled.adj.mat_t.to_dense())
+
+
+def dgl_sample(sampler, nodes):
+    import dgl
+
+    return dgl.sampling.sample_neighbors(sampler.g, nodes, sampler.fanouts[-1]).edges()

@@ -75,3 +75,42 @@ def test_bipartite_blocks_are_the_off_diagonal_blocks_with_their_transposes():
     same_side = SparseAdj.from_coo(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.ones(2), (3, 3))
     with pytest.raises(ValueError, match="not a bipartite"):
         same_side.bipartite(2)  # (0, 1) joins two users
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_kernel_product_equals_torch_csr_product(dtype):
+    """On the CPU, A @ h and its backward run raymm's numba CSR kernel (empty rows included, a
+    non-contiguous operand copied first); torch's CSR product gives the same values."""
+    from raymm import cpu_kernels
+
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 40, (300,), generator=gen)
+    rows[rows == 7] = 8  # row 7 empty
+    cols = torch.randint(0, 25, (300,), generator=gen)
+    adj = SparseAdj.from_coo(rows, cols, torch.rand(300, generator=gen, dtype=dtype), (40, 25))
+    h = torch.randn(9, 25, generator=gen, dtype=dtype).T.requires_grad_()  # (25, 9), not contiguous
+    out = adj @ h
+    assert torch.allclose(out, adj.mat @ h.detach(), rtol=1e-6, atol=1e-12) and not out[7].any()
+    g = torch.randn(40, 9, generator=gen, dtype=dtype)
+    out.backward(g)
+    assert torch.allclose(h.grad, adj.mat_t @ g, rtol=1e-6, atol=1e-12)
+    assert torch.equal(cpu_kernels.csr_mm(adj.mat, h.detach().contiguous()), out.detach())
+
+
+def test_product_with_prefix_has_the_gradient_of_the_product_plus_the_prefix():
+    """``matmul_and_prefix(h, n)`` = ``(A @ h, h[:n])`` with one gradient tensor for h: the same
+    values and gradient as the two taken apart."""
+    gen = torch.Generator().manual_seed(1)
+    adj = SparseAdj.from_coo(torch.randint(0, 6, (40,), generator=gen), torch.randint(0, 15, (40,), generator=gen),
+                             torch.rand(40, generator=gen, dtype=torch.float64), (6, 15))
+    h = torch.randn(15, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    g, g_prefix = torch.randn(6, 4, generator=gen, dtype=torch.float64), torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    out, seeds = adj.matmul_and_prefix(h, 6)
+    ((out * g).sum() + (seeds * g_prefix).sum()).backward()
+    fused = h.grad.clone()
+    h.grad = None
+    ref_out, ref_seeds = adj @ h, h[:6]
+    ((ref_out * g).sum() + (ref_seeds * g_prefix).sum()).backward()
+    assert torch.equal(out, ref_out) and torch.equal(seeds, ref_seeds)
+    assert torch.allclose(fused, h.grad)
+    assert torch.autograd.gradcheck(lambda x: adj.matmul_and_prefix(x, 3), (h.detach().requires_grad_(),))

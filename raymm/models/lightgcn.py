@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raymm.models.propagation import mean_of_layers_full, mean_of_layers_sampled
+from raymm.models.propagation import layers_at_seeds, mean_of_layers, mean_of_layers_full
 from raymm.models.registry import register
 from raymm.sampling import Batch
 from raymm.sparse import SparseAdj
@@ -64,8 +64,9 @@ class LightGCN(nn.Module):
             h0 = self.embedding.weight
             return mean_of_layers_full(h0, adj, self.num_layers), h0
         num_seeds = len(batch.seeds)
-        h0 = self.embedding(batch.input_nid(self.num_layers))
-        return mean_of_layers_sampled(h0, batch.layers(self.num_layers), num_seeds), h0[:num_seeds]
+        layers = layers_at_seeds(self.embedding(batch.input_nid(self.num_layers)), batch.layers(self.num_layers),
+                                 num_seeds)
+        return mean_of_layers(layers), layers[0]
 
     @torch.no_grad()
     def full_embeddings(self, adj: SparseAdj) -> tuple[torch.Tensor, torch.Tensor]:

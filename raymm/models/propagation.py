@@ -85,23 +85,41 @@ def propagate_block(h_src: torch.Tensor, block: Block) -> torch.Tensor:
     return out.index_add_(0, block.edge_dst, h_src[block.edge_src] * block.edge_weight.unsqueeze(1))
 
 
-def mean_of_layers_sampled(h0: torch.Tensor, blocks: list[Block], num_seeds: int) -> torch.Tensor:
-    """LightGCN layer combination on sampled blocks: mean of layers 0..L at the seeds.
+def layers_at_seeds(h0: torch.Tensor, blocks: list[Block], num_seeds: int) -> list[torch.Tensor]:
+    """LightGCN's layers 0..L (He et al., SIGIR 2020, Eq. 3) at the seeds of sampled blocks.
 
     Args:
         h0: (n_in, d) layer-0 embeddings of ``blocks[0].src_nid`` (or of the seeds when L = 0).
         blocks: L blocks, input first; the seeds are a prefix of every block's nodes.
-        num_seeds: number of seed nodes.
+        num_seeds: number of seed nodes S.
 
     Returns:
-        (num_seeds, d).
+        L + 1 tensors (S, d). A block's input at the seeds is taken with its product
+        (:meth:`~raymm.sparse.SparseAdj.matmul_and_prefix`), so that the input's gradient is one
+        tensor and not also a zero-filled one of the input's size per slice.
     """
-    h = h0
-    total = prefix(h0, num_seeds)
+    layers, h = [], h0
     for block in blocks:
-        h = propagate_block(h, block)
-        total = total + prefix(h, num_seeds)
-    return total / (len(blocks) + 1)
+        if block.adj is not None:
+            h, seeds = block.adj.matmul_and_prefix(h, num_seeds)
+        else:
+            h, seeds = propagate_block(h, block), prefix(h, num_seeds)
+        layers.append(seeds)
+    return layers + [prefix(h, num_seeds)]
+
+
+def mean_of_layers_sampled(h0: torch.Tensor, blocks: list[Block], num_seeds: int) -> torch.Tensor:
+    """LightGCN layer combination on sampled blocks (He et al., SIGIR 2020, Eq. 4 with
+    alpha_k = 1 / (L + 1)): mean of :func:`layers_at_seeds`, (num_seeds, d)."""
+    return mean_of_layers(layers_at_seeds(h0, blocks, num_seeds))
+
+
+def mean_of_layers(layers: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of equally shaped layer outputs, summed in order."""
+    total = layers[0]
+    for h in layers[1:]:
+        total = total + h
+    return total / len(layers)
 
 
 def mean_of_layers_full(h0: torch.Tensor, adj: SparseAdj, num_layers: int) -> torch.Tensor:

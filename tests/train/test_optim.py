@@ -6,9 +6,9 @@ import torch
 from raymm.optim import LazyAdam
 
 
-def _steps(make_opt, sparse: bool, rows_per_step, dense_grad_fn=None, n=12, d=4, seed=0):
+def _steps(make_opt, sparse: bool, rows_per_step, dense_grad_fn=None, n=12, d=4, seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
-    emb = torch.nn.Embedding(n, d, sparse=sparse)
+    emb = torch.nn.Embedding(n, d, sparse=sparse, dtype=dtype)
     opt = make_opt(emb.parameters())
     for rows in rows_per_step:
         opt.zero_grad()
@@ -102,3 +102,23 @@ def test_lazy_adam_task_gets_row_sparse_embedding_gradients():
     task.loss(task.module, sample_batch(task, shared, size=2))[0].backward()
     grad = task.module.embedding.weight.grad
     assert grad.is_sparse and 0 < grad.coalesce().indices().shape[1] < shared.graph.num_nodes
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_cpu_row_update_equals_the_torch_ops(monkeypatch, dtype):
+    """On CPU tables the sparse step runs one fused pass per row (:mod:`raymm.cpu_kernels`); the
+    torch ops that GPUs run give the same parameters, up to float rounding."""
+    from raymm import cpu_kernels
+
+    rows = [torch.randperm(500, generator=torch.Generator().manual_seed(s))[:120].tolist() for s in range(5)]
+    run = lambda: _steps(lambda p: LazyAdam(p, lr=0.05), True, rows, n=500, d=16, dtype=dtype)  # noqa: E731
+    kernel, calls = cpu_kernels.adam_rows_, []
+    monkeypatch.setattr(cpu_kernels, "adam_rows_", lambda *a: calls.append(1) or kernel(*a))
+    fused = run()
+    assert len(calls) == len(rows)
+    monkeypatch.setattr(cpu_kernels, "fits", lambda *tables: False)
+    plain = run()
+    assert len(calls) == len(rows)
+    start = _steps(lambda p: LazyAdam(p, lr=0.05), True, [], n=500, d=16, dtype=dtype)
+    assert (fused != start).any(dim=1).nonzero().flatten().tolist() == sorted(set(sum(rows, [])))
+    assert torch.allclose(fused, plain, rtol=1e-5, atol=1e-6)
