@@ -17,18 +17,21 @@ epoch or stops after ``--max-seconds``; the epoch time is then projected from th
 throughput and marked "projected". Peak memory is the child's peak RSS (``ru_maxrss``): graph,
 model, optimiser, batches.
 
-Profile of the 10M step (2026-12-07, idle 2-core machine, ``py-spy record -r 50 -d 60 -f raw --
-python benchmarks/bench_training.py --child sampled:lazy_adam:0 --data benchmarks/.cache/synthetic-10000000
---batch-size 2048 --max-seconds 55 --fanouts 10,10 --dim 32 --layers 2 --order worker``; shares of the
-training loop's samples):
+Profile of the 10M step (2026-12-07 night, after the numba kernels of :mod:`raymm.cpu_kernels`,
+idle 2-core machine, ``py-spy record -r 100 -d 45 -f raw -- python benchmarks/bench_training.py
+--child sampled:lazy_adam:0 --data benchmarks/.cache/synthetic-10000000 --batch-size 2048
+--max-seconds 40 --fanouts 10,10 --dim 32 --layers 2 --order worker``; shares of the training
+loop's samples):
 
-    44.4%  LazyAdam.step            gathers/scatters of the ~250k rows a batch reads (of 700k) and their moments
-    26.8%  make_batch               DGL's sample_neighbors 8.1%, raymm's block builder 16.6%
-    15.1%  backward
-    13.6%  LightGCN.forward         sparse products on the sampled blocks
+    36.8%  make_batch               raymm's block builder 20.4% (its kernel), DGL's sample_neighbors 13.4%
+    24.8%  LazyAdam.step            the fused row update of the ~250k rows a batch reads (of 700k)
+    22.5%  LightGCN.forward         block products 13.4%, the embedding gather 8.5%
+    10.9%  backward                 the block products' transposes 7.0%
+     2.2%  negatives
 
-(2026-12-01, file order, DGL's ``to_block``: LazyAdam.step 36.6%, make_batch 32.1%, backward
-17.1%, forward 13.2%.)
+(Before them, the same day: LazyAdam.step 44.4%, make_batch 26.8% (sample_neighbors 8.1%, the
+torch-op builder 16.6%), backward 15.1%, forward 13.6%. 2026-12-01, file order, DGL's
+``to_block``: LazyAdam.step 36.6%, make_batch 32.1%, backward 17.1%, forward 13.2%.)
 """
 
 from __future__ import annotations

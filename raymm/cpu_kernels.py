@@ -93,11 +93,13 @@ def csr_mm(mat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _threads() -> None:
-    """Run this thread's numba kernels on as many threads as torch's ops."""
+def _threads() -> int:
+    """Run this thread's numba kernels on as many threads as torch's ops; that number."""
     import numba
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
 
 
 @functools.cache
@@ -133,7 +135,7 @@ def _block_kernel():
     import numpy as np
     from numba import prange
 
-    def block(dst_nid, src, dst, pos, seen, sqrt_degree, src_scale):
+    def block(dst_nid, src, dst, pos, seen, sqrt_degree, src_scale, n_threads):
         n_dst, n_edges, n_nodes = dst_nid.shape[0], src.shape[0], seen.shape[0]
         for k in prange(n_dst):
             pos[dst_nid[k]] = k
@@ -177,26 +179,36 @@ def _block_kernel():
         for e in prange(n_edges):
             edge_src[e] = pos[src[e]]
         crow = np.zeros(n_dst + 1, np.int64)
-        crow_t = np.zeros(n_src + 1, np.int64)
         for e in range(n_edges):
             crow[edge_dst[e] + 1] += 1
-            crow_t[edge_src[e] + 1] += 1
         for k in range(n_dst):
             crow[k + 1] += crow[k]
-        for k in range(n_src):
-            crow_t[k + 1] += crow_t[k]
         weight = np.empty(n_edges, src_scale.dtype)
         for e in prange(n_edges):
             i = edge_dst[e]
             weight[e] = src_scale[src[e]] * (sqrt_degree[dst_nid[i]] / (crow[i + 1] - crow[i]))
+        # the transpose by a stable counting sort on the source, in parallel: each thread counts
+        # its chunk of edges per source, then writes them at its own offsets within each source
+        step = (n_edges + n_threads - 1) // n_threads
+        at = np.zeros((n_threads, n_src), np.int64)
+        for t in prange(n_threads):
+            for e in range(t * step, min(n_edges, (t + 1) * step)):
+                at[t, edge_src[e]] += 1
+        crow_t = np.zeros(n_src + 1, np.int64)
+        for j in range(n_src):
+            crow_t[j + 1] = crow_t[j]
+            for t in range(n_threads):
+                count = at[t, j]
+                at[t, j] = crow_t[j + 1]
+                crow_t[j + 1] += count
         col_t = np.empty(n_edges, np.int64)
         weight_t = np.empty(n_edges, src_scale.dtype)
-        fill = crow_t[:-1].copy()
-        for e in range(n_edges):  # the transpose by a stable counting sort on the source
-            at = fill[edge_src[e]]
-            col_t[at] = edge_dst[e]
-            weight_t[at] = weight[e]
-            fill[edge_src[e]] = at + 1
+        for t in prange(n_threads):
+            for e in range(t * step, min(n_edges, (t + 1) * step)):
+                j = edge_src[e]
+                col_t[at[t, j]] = edge_dst[e]
+                weight_t[at[t, j]] = weight[e]
+                at[t, j] += 1
         return src_nid, edge_src, edge_dst, weight, crow, crow_t, col_t, weight_t
 
     return _njit(block, nogil=True, parallel=True)
@@ -221,6 +233,5 @@ def sampled_block(dst_nid: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, p
         ``edge_src``, values ``weight``); crow_t (n_src + 1,), col_t (E,), weight_t (E,): its
         transpose as CSR, each row's entries in edge order.
     """
-    _threads()
-    out = _block_kernel()(*(t.numpy() for t in (dst_nid, src, dst, pos, seen, sqrt_degree, src_scale)))
+    out = _block_kernel()(*(t.numpy() for t in (dst_nid, src, dst, pos, seen, sqrt_degree, src_scale)), _threads())
     return tuple(torch.from_numpy(a) for a in out)

@@ -5,7 +5,11 @@ nodes), yet with dense Adam the backward pass builds a gradient of the whole tab
 rewrites every row. With row-sparse gradients, :class:`LazyAdam` updates only the rows a step read:
 at 10M interactions a LightGCN epoch went from 1,195 s to 636 s with prefetching
 (``benchmarks/bench_training.py``, 2026-12-01). Most of the gain is the backward pass: when a third
-of the rows are read, the row update itself costs about what a dense Adam step does.
+of the rows are read, the row update in torch ops costs about what a dense Adam step does. On CPU
+tables the row update is one fused numba pass per row instead (:func:`raymm.cpu_kernels.adam_rows_`):
+250k random rows of 700k x 32, one process, 2 threads, idle, medians of 30 (2026-12-07): 19.5 ms
+against 54.2 ms for the torch ops with their sort; with the rows as a sampled block lists them (no
+sort needed, only a check that they are distinct: 0.2 ms against 9.1 ms to sort) 13.5 ms.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class LazyAdam(torch.optim.Optimizer):
     with :math:`t` the parameter's step count. The other rows keep their moments and values
     ("lazy" Adam, as TensorFlow's ``LazyAdam`` and ``torch.optim.SparseAdam``; dense Adam would
     also decay their moments and move them by their old momentum). The row updates are gathers and
-    scatters of |R| rows in ascending order, so a step costs O(|R| d) instead of O(N d). It equals
+    scatters of |R| rows in ascending order (on CPU tables one fused pass per row, in any order),
+    so a step costs O(|R| d) instead of O(N d). It equals
     ``torch.optim.SparseAdam`` on sparse gradients (tested). SparseAdam masks the moments through
     sparse tensors: on 250k of 700k rows x 32 its step took 199 ms against 115 ms for this update's
     first version (coalesce + row update), with another job sharing the CPU.

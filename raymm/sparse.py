@@ -6,7 +6,11 @@ tensors, built once, so that both the forward and the backward are one CSR produ
 ``torch.sparse.mm`` does the same sums, but its backward transposes and re-sorts the matrix at every
 call: on TikTok's full adjacency (16,018 nodes, 119,082 non-zeros, d = 64, 2 layers, forward and
 backward, 2 threads, idle 2-core machine, median of 20) the COO products took 20.1 ms and the CSR
-pair 4.5 ms; the forward alone 5.5 against 1.3 ms.
+pair 4.5 ms; the forward alone 5.5 against 1.3 ms. On the CPU both products run raymm's numba
+kernel (:func:`raymm.cpu_kernels.csr_mm`), which writes each output row once: on the second-hop
+block of a 10M-interaction LightGCN batch (about 500k entries, 250k x 32 input, one process, 2
+threads, medians of 20, 2026-12-07) 7.1-7.6 ms against 8.6-12.2 ms for torch's product, and the
+transpose's 4.3-5.1 against 7.7-8.4 ms, with equal results.
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ class _SpMMPrefix(torch.autograd.Function):
 
 def _mm(mat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """CSR ``mat`` @ dense ``h``: on the CPU by :func:`raymm.cpu_kernels.csr_mm`, elsewhere by torch."""
-    if mat.device.type == "cpu" and cpu_kernels.fits(h.contiguous(), mat.values()):
-        return cpu_kernels.csr_mm(mat, h.contiguous())
+    if mat.device.type == "cpu" and cpu_kernels.fits(h, mat.values()):
+        return cpu_kernels.csr_mm(mat, h)
+    if mat.device.type == "cpu" and not h.is_contiguous():
+        return _mm(mat, h.contiguous())
     return mat @ h
 
 
