@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from raymm import cpu_kernels
 
@@ -35,6 +36,7 @@ class _SpMM(torch.autograd.Function):
         return _mm(mat, h)
 
     @staticmethod
+    @once_differentiable  # the CPU kernel's product is not itself differentiable
     def backward(ctx, grad: torch.Tensor):
         return None, None, _mm(ctx.mat_t, grad)
 
@@ -49,6 +51,7 @@ class _SpMMPrefix(torch.autograd.Function):
         return _mm(mat, h), h[:n].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor, grad_prefix: torch.Tensor):
         grad_h = _mm(ctx.mat_t, grad)
         grad_h[:ctx.n] += grad_prefix
