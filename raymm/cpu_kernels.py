@@ -216,12 +216,13 @@ def _block_kernel():
 
 def sampled_block(dst_nid: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, pos: torch.Tensor,
                   seen: torch.Tensor, sqrt_degree: torch.Tensor, src_scale: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The pieces of a sampled block (:meth:`raymm.sampling.NeighbourSampler._block`), in one
-    sequential pass over the edges and one over the nodes, without the GIL.
+    """The pieces of a sampled block (:meth:`raymm.sampling.NeighbourSampler._block`), in a few
+    parallel passes over the edges and the nodes, without the GIL.
 
     Args:
         dst_nid: (n_dst,) distinct destination node ids.
-        src, dst: (E,) sampled edges ``src -> dst`` as graph node ids, grouped by destination.
+        src, dst: (E,) sampled edges ``src -> dst`` as graph node ids (sorted by destination first
+            when not grouped by it in ``dst_nid``'s order, as DGL groups them).
         pos: (N,) int64 scratch (any values); seen: (N,) bool scratch, all False (left all False).
         sqrt_degree: (N,) ``d^-1/2 d`` per node; src_scale: (N,) the source side's factor.
 
