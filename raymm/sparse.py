@@ -60,10 +60,10 @@ class _SpMMPrefix(torch.autograd.Function):
 
 def _mm(mat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """CSR ``mat`` @ dense ``h``: on the CPU by :func:`raymm.cpu_kernels.csr_mm`, elsewhere by torch."""
-    if mat.device.type == "cpu" and cpu_kernels.fits(h, mat.values()):
-        return cpu_kernels.csr_mm(mat, h)
-    if mat.device.type == "cpu" and not h.is_contiguous():
-        return _mm(mat, h.contiguous())
+    if mat.device.type == "cpu":
+        h = h.contiguous()
+        if cpu_kernels.fits(h, mat.values()):
+            return cpu_kernels.csr_mm(mat, h)
     return mat @ h
 
 
