@@ -15,7 +15,10 @@ build each batch
 ``lazy_adam``, :mod:`raymm.optim`, with row-sparse embedding gradients). A variant runs one full
 epoch or stops after ``--max-seconds``; the epoch time is then projected from the measured
 throughput and marked "projected". Peak memory is the child's peak RSS (``ru_maxrss``): graph,
-model, optimiser, batches.
+model, optimiser, batches. For the sampled mode it also prints the distinct nodes a step reads (the
+input block's nodes: the embedding rows it gathers and the optimiser updates), the edges it samples
+over all layers, and the step time per node read; these say why the epoch time grows faster than
+the data (README, "What makes the slope").
 
 Profile of the 10M step (2026-12-07 night, after the numba kernels of :mod:`raymm.cpu_kernels`,
 idle 2-core machine, ``py-spy record -r 100 -d 45 -f raw -- python benchmarks/bench_training.py
@@ -115,7 +118,7 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
         neg = negatives.sample(users, 1)
         return make_batch(users, pos, neg, graph.num_users, sampler) if mode == "sampled" else neg
 
-    n_rows = steps = 0
+    n_rows = steps = nodes_read = edges = 0
     start = time.perf_counter()
     with Prefetcher(rows(), build, prefetch) as batches:
         for (users, pos), batch in batches:
@@ -136,6 +139,9 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
             opt.step()
             n_rows += len(users)
             steps += 1
+            if mode == "sampled":  # the rows a step reads and updates, and the edges it samples
+                nodes_read += len(batch.blocks[0].src_nid)
+                edges += sum(len(b.edge_src) for b in batch.blocks)
             if time.perf_counter() - start > max_seconds:
                 break
     seconds = time.perf_counter() - start
@@ -143,7 +149,28 @@ def _child(mode: str, data: str, batch_size: int, max_seconds: float, fanouts: l
     return {"mode": mode, "optimizer": optimizer, "prefetch": prefetch, "order": order, "train_rows": train_rows, "rows": n_rows,
             "steps": steps, "seconds": seconds, "interactions_per_s": n_rows / seconds,
             "epoch_seconds": seconds if full_epoch else train_rows / (n_rows / seconds),
-            "epoch_projected": not full_epoch, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "epoch_projected": not full_epoch,
+            "nodes_per_step": nodes_read / max(steps, 1), "edges_per_step": edges / max(steps, 1),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _us_per_node(r: dict) -> float:
+    """Step time per distinct node a step reads: flat across sizes when the nodes read per step
+    explain how the epoch time grows."""
+    return 1e6 * r["seconds"] / r["steps"] / r["nodes_per_step"]
+
+
+def _sample_figures(r: dict) -> str:
+    if not r["nodes_per_step"]:  # full propagation
+        return ""
+    return (f"  {r['nodes_per_step']:,.0f} distinct nodes and {r['edges_per_step']:,.0f} sampled edges per step, "
+            f"{_us_per_node(r):.3f} us per node read")
+
+
+def _table_sample_figures(r: dict) -> str:
+    if not r["nodes_per_step"]:  # full propagation: every node, no sampling
+        return " | | "
+    return f"{r['nodes_per_step']:,.0f} | {r['edges_per_step']:,.0f} | {_us_per_node(r):.3f}"
 
 
 def main() -> None:
@@ -204,14 +231,15 @@ def main() -> None:
             results.append(r)
             print(f"  {v:22s} {r['interactions_per_s']:>10,.0f} interactions/s  epoch "
                   f"{r['epoch_seconds']:>8.1f}s{' (projected)' if r['epoch_projected'] else ''}  "
-                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  ({r['steps']} steps in {r['seconds']:.0f}s)", flush=True)
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  ({r['steps']} steps in {r['seconds']:.0f}s)"
+                  f"{_sample_figures(r)}", flush=True)
     print("\n| interactions | train rows | mode | optimizer | prefetch | interactions/s | epoch time (s) | "
-          "worker peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "worker peak RSS (MB) | distinct nodes per step | sampled edges per step | us per node read |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['size']:,} | {r['train_rows']:,} | {r['mode']} | {r['optimizer']} | {r['prefetch']} | "
               f"{r['interactions_per_s']:,.0f} | {r['epoch_seconds']:,.1f}{' (projected)' if r['epoch_projected'] else ''} "
-              f"| {r['peak_rss_mb']:,.0f} |")
+              f"| {r['peak_rss_mb']:,.0f} | {_table_sample_figures(r)} |")
 
 
 if __name__ == "__main__":
